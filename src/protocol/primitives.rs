@@ -1,0 +1,274 @@
+//! Wire primitives (spec 1.5): variable byte integers, big-endian integers, UTF-8
+//! strings and binary data, read zero-copy from a frozen frame and written into a
+//! caller's `BytesMut`.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::{DecodeError, EncodeError};
+
+/// The largest value a variable byte integer can carry (four bytes).
+pub const MAX_VAR_INT: u32 = 268_435_455;
+
+/// Reads a variable byte integer from the start of `buf`.
+///
+/// `Ok(None)` means more bytes are needed; an over-long or non-minimal encoding
+/// (spec 1.5.5, "MUST use the minimum number of bytes") is malformed.
+#[inline]
+pub fn read_var_int(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
+    let mut value: u32 = 0;
+    for i in 0..4 {
+        let Some(&byte) = buf.get(i) else {
+            return Ok(None);
+        };
+        value |= u32::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return Err(DecodeError::MalformedVarInt);
+            }
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    Err(DecodeError::MalformedVarInt)
+}
+
+/// How many bytes `value` takes as a variable byte integer.
+#[inline]
+pub fn var_int_len(value: usize) -> usize {
+    match value {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Writes `value` as a variable byte integer. The caller guarantees `value <= MAX_VAR_INT`.
+#[inline]
+pub fn put_var_int(out: &mut BytesMut, value: usize) {
+    debug_assert!(value <= MAX_VAR_INT as usize);
+    let mut v = value;
+    loop {
+        let mut byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v > 0 {
+            byte |= 0x80;
+        }
+        out.put_u8(byte);
+        if v == 0 {
+            break;
+        }
+    }
+}
+
+/// Writes a two-byte length prefix and `data`.
+#[inline]
+pub fn put_binary(out: &mut BytesMut, data: &[u8]) {
+    out.put_u16(data.len() as u16);
+    out.put_slice(data);
+}
+
+/// Checks that a string or binary field fits its two-byte length prefix.
+#[inline]
+pub fn check_field(len: usize) -> Result<(), EncodeError> {
+    if len > u16::MAX as usize {
+        Err(EncodeError::FieldTooLong(len))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks MQTT's rules for a UTF-8 Encoded String (spec 1.5.4): well-formed UTF-8
+/// (which already excludes surrogates) and no U+0000.
+#[inline]
+pub fn check_utf8(data: &[u8]) -> Result<(), DecodeError> {
+    if data.contains(&0) || std::str::from_utf8(data).is_err() {
+        return Err(DecodeError::InvalidUtf8);
+    }
+    Ok(())
+}
+
+/// A UTF-8 Encoded String held as shared bytes: validated once, sliced from the
+/// received frame without copying, cloned by reference count.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ByteStr(Bytes);
+
+impl ByteStr {
+    /// A string from a static literal.
+    pub const fn from_static(s: &'static str) -> ByteStr {
+        ByteStr(Bytes::from_static(s.as_bytes()))
+    }
+
+    /// Validates `bytes` as an MQTT UTF-8 string.
+    pub fn from_utf8(bytes: Bytes) -> Result<ByteStr, DecodeError> {
+        check_utf8(&bytes)?;
+        Ok(ByteStr(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor either validates the bytes as UTF-8
+        // (`from_utf8`) or takes them from a `&str`/`String`.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// The underlying shared bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl Deref for ByteStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for ByteStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for ByteStr {
+    fn from(s: &str) -> ByteStr {
+        ByteStr(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+
+impl From<String> for ByteStr {
+    fn from(s: String) -> ByteStr {
+        ByteStr(Bytes::from(s))
+    }
+}
+
+impl PartialEq<str> for ByteStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ByteStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl fmt::Debug for ByteStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for ByteStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A cursor over one packet's body. Slices it hands out share the frame's buffer.
+pub struct Reader {
+    buf: Bytes,
+}
+
+impl Reader {
+    pub fn new(buf: Bytes) -> Reader {
+        Reader { buf }
+    }
+
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    #[inline]
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        if self.buf.is_empty() {
+            return Err(DecodeError::UnexpectedEof);
+        }
+        Ok(self.buf.get_u8())
+    }
+
+    #[inline]
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        if self.buf.len() < 2 {
+            return Err(DecodeError::UnexpectedEof);
+        }
+        Ok(self.buf.get_u16())
+    }
+
+    #[inline]
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        if self.buf.len() < 4 {
+            return Err(DecodeError::UnexpectedEof);
+        }
+        Ok(self.buf.get_u32())
+    }
+
+    /// A variable byte integer; running out of bytes inside one is malformed here,
+    /// because the whole packet is already buffered.
+    #[inline]
+    pub fn var_int(&mut self) -> Result<u32, DecodeError> {
+        match read_var_int(&self.buf)? {
+            Some((value, len)) => {
+                self.buf.advance(len);
+                Ok(value)
+            }
+            None => Err(DecodeError::UnexpectedEof),
+        }
+    }
+
+    #[inline]
+    pub fn take(&mut self, len: usize) -> Result<Bytes, DecodeError> {
+        if self.buf.len() < len {
+            return Err(DecodeError::UnexpectedEof);
+        }
+        Ok(self.buf.split_to(len))
+    }
+
+    /// Binary Data: a two-byte length and that many bytes.
+    #[inline]
+    pub fn binary(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.u16()? as usize;
+        self.take(len)
+    }
+
+    /// A UTF-8 Encoded String.
+    #[inline]
+    pub fn string(&mut self) -> Result<ByteStr, DecodeError> {
+        ByteStr::from_utf8(self.binary()?)
+    }
+
+    /// A sub-reader over the next `len` bytes.
+    #[inline]
+    pub fn sub(&mut self, len: usize) -> Result<Reader, DecodeError> {
+        Ok(Reader::new(self.take(len)?))
+    }
+
+    /// Everything that is left.
+    #[inline]
+    pub fn rest(&mut self) -> Bytes {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Fails unless every byte was consumed.
+    #[inline]
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.buf.len()))
+        }
+    }
+}
