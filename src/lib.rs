@@ -7,9 +7,29 @@
 //! - [`protocol`]: the pure MQTT codec. Every packet of every version, decoded
 //!   zero-copy from a `BytesMut` and encoded into one; properties, reason codes,
 //!   topic validation. Imports `bytes` and `thiserror`, nothing of ours.
+//! - [`router`]: the subscription trie, mapping topic filters to opaque subscriber
+//!   ids and matching topic names against them (spec 4.7). Knows nothing of sessions.
+//! - [`router::retained`]: the retained message store (one replica per shard).
+//! - [`message`]: a routed message, shared by every subscriber and shard it reaches.
+//! - [`session`]: per-client session state, sans I/O: queue, inflight window,
+//!   QoS 2 bookkeeping. Takes packets and time, writes what to send.
+//! - [`shard`]: the executors, one per core; shard state, the cross-shard mesh,
+//!   client-id ownership and the timer wheel. [`shard::Broker`] starts it all.
+//! - `transport`: listeners, accept, the CONNECT phase and hand-off, and `conn`,
+//!   the one place where a socket meets the codec.
+//! - [`config`]: configuration as plain data, with validation.
 //! - `src/bin/ringmq.rs`: the command line.
 //!
 //! Tests in `tests/` are black-box; benches in `benches/` put each figure beside a
 //! baseline; the decoder's fuzz target lives in `fuzz/`, outside the workspace.
 
+pub mod config;
+pub mod message;
 pub mod protocol;
+pub mod router;
+pub mod session;
+pub mod shard;
+mod transport;
+
+pub use config::Config;
+pub use shard::Broker;

@@ -1,6 +1,13 @@
-//! The `ringmq` command line.
+//! The `ringmq` command line: arguments -> `Config` -> `Broker`. Nothing else.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+
+use ringmq::config::{parse_cpu_list, Config};
+use ringmq::Broker;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "\
 ringmq: a sharded, thread-per-core MQTT 3.1/3.1.1/5.0 broker
@@ -8,25 +15,90 @@ ringmq: a sharded, thread-per-core MQTT 3.1/3.1.1/5.0 broker
 Usage: ringmq [OPTIONS]
 
 Options:
-  -h, --help       Print this help
-  -V, --version    Print the version
+      --listen ADDR       Address for MQTT over TCP [default: 0.0.0.0:1883]
+      --cores LIST        CPUs that run one shard each, e.g. 0-3,8 [default: all allowed]
+      --shards N          Run N shards on CPUs 0..N-1
+      --io-memory BYTES   Locked io_uring memory per shard [default: 1048576]
+  -h, --help              Print this help
+  -V, --version           Print the version
 
-The broker itself lands with the sharded core; this build carries the MQTT codec.";
+Logging follows RUST_LOG (e.g. RUST_LOG=ringmq=debug); the default level is info.";
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut config = Config::default();
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("ringmq {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--listen" => {
+                let v = value("--listen")?;
+                config.listen = v
+                    .parse::<SocketAddr>()
+                    .map_err(|e| format!("--listen: '{v}' is not an address: {e}"))?;
+            }
+            "--cores" => {
+                config.cores = parse_cpu_list(&value("--cores")?).map_err(|e| e.to_string())?;
+            }
+            "--shards" => {
+                let v = value("--shards")?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("--shards: '{v}' is not a number"))?;
+                config.cores = (0..n).collect();
+            }
+            "--io-memory" => {
+                let v = value("--io-memory")?;
+                config.io_memory = v
+                    .parse()
+                    .map_err(|_| format!("--io-memory: '{v}' is not a number of bytes"))?;
+            }
+            other => return Err(format!("unknown argument '{other}'; see ringmq --help")),
+        }
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(Some(config))
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        None | Some("-h") | Some("--help") => {
-            println!("{USAGE}");
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(c)) => c,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match Broker::start(config) {
+        Ok(broker) => {
+            broker.wait();
             ExitCode::SUCCESS
         }
-        Some("-V") | Some("--version") => {
-            println!("ringmq {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("ringmq: unknown argument '{other}'; see ringmq --help");
-            ExitCode::from(2)
+        Err(e) => {
+            eprintln!("ringmq: {e}");
+            ExitCode::FAILURE
         }
     }
 }

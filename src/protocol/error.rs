@@ -55,6 +55,8 @@ pub enum DecodeError {
     InvalidSubscriptionOptions,
     #[error("retain handling 3 is reserved")]
     InvalidRetainHandling,
+    #[error("subscription options ask for maximum QoS 3")]
+    InvalidSubscriptionQoS,
     #[error("reserved bits set in CONNACK acknowledge flags")]
     InvalidConnAckFlags,
     #[error("reason code {0:#04x} is not valid in this packet")]
@@ -89,6 +91,7 @@ impl DecodeError {
             | NoTopicFilters
             | NoReasonCodes
             | InvalidRetainHandling
+            | InvalidSubscriptionQoS
             | DuplicateProperty(_)
             | InvalidPropertyValue(_) => ReasonCode::ProtocolError,
             InvalidPacketType(_)

@@ -250,13 +250,19 @@ impl Property {
         }
     }
 
-    fn decode(r: &mut Reader) -> Result<Property, DecodeError> {
+    /// Decodes one property of a `ctx` packet. Whether the property may appear there is
+    /// checked before its value, so a misplaced property is malformed (spec 2.2.2.2)
+    /// whatever value it carries.
+    fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Property, DecodeError> {
         use Property as P;
         let raw = r.var_int()?;
         let id = u8::try_from(raw)
             .ok()
             .and_then(PropertyId::from_u8)
             .ok_or(DecodeError::UnknownProperty(raw.min(0xff) as u8))?;
+        if !id.allowed_in(ctx) {
+            return Err(DecodeError::PropertyNotAllowed(id as u8));
+        }
         let bad = DecodeError::InvalidPropertyValue(id as u8);
         let flag = |v: u8| if v <= 1 { Ok(v) } else { Err(bad) };
         Ok(match id {
@@ -522,11 +528,8 @@ impl Properties {
         let mut props = Vec::new();
         let mut seen: u64 = 0;
         while !r.is_empty() {
-            let p = Property::decode(&mut r)?;
+            let p = Property::decode(&mut r, ctx)?;
             let id = p.id();
-            if !id.allowed_in(ctx) {
-                return Err(DecodeError::PropertyNotAllowed(id as u8));
-            }
             let bit = 1u64 << (id as u8);
             if seen & bit != 0 && !id.repeatable_in(ctx) {
                 return Err(DecodeError::DuplicateProperty(id as u8));

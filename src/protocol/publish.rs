@@ -78,10 +78,12 @@ impl Publish {
         })
     }
 
-    /// The fixed header's first byte.
+    /// The fixed header's first byte. DUP is written only for QoS 1 and 2: a QoS 0
+    /// PUBLISH must not carry it (spec 3.3.1.1), just as it carries no packet identifier.
     #[inline]
     pub fn byte1(&self) -> u8 {
-        0x30 | (u8::from(self.dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
+        let dup = self.dup && self.qos != QoS::AtMostOnce;
+        0x30 | (u8::from(dup) << 3) | ((self.qos as u8) << 1) | u8::from(self.retain)
     }
 
     #[inline]

@@ -210,6 +210,9 @@ impl ReasonCode {
                     | NotAuthorized
                     | ServerBusy
                     | ServerShuttingDown
+                    // Table 2-6 allows 0x8C in DISCONNECT as well as CONNACK: a
+                    // re-authentication (4.12.1) can fail on its method.
+                    | BadAuthenticationMethod
                     | KeepAliveTimeout
                     | SessionTakenOver
                     | TopicFilterInvalid

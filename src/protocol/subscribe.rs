@@ -49,8 +49,11 @@ impl SubscriptionOptions {
             2 => RetainHandling::DoNotSend,
             _ => return Err(DecodeError::InvalidRetainHandling),
         };
+        // v5 3.8.3.1: "It is a Protocol Error if the Maximum QoS field has the value 3"
+        // (in 3.1.1 it is malformed, as above).
+        let qos = QoS::from_u8(byte & 0x03).map_err(|_| DecodeError::InvalidSubscriptionQoS)?;
         Ok(SubscriptionOptions {
-            qos: QoS::from_u8(byte & 0x03)?,
+            qos,
             no_local: byte & 0x04 != 0,
             retain_as_published: byte & 0x08 != 0,
             retain_handling,

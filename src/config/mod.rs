@@ -1,0 +1,252 @@
+//! Broker configuration as plain data: listeners, shard placement and limits, with
+//! defaults, validation, and parsing of CPU lists such as `0-7,16-23`.
+//!
+//! Only this module and the binary read the environment; everything else takes a
+//! `Config` value, so any part of the broker can be started from a test.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The most shards one broker runs; shard sets are 128-bit masks.
+pub const MAX_SHARDS: usize = 128;
+
+/// Why a configuration is unusable. Each variant names the setting at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cores: '{0}' is not a CPU list (expected e.g. \"0-3,8\")")]
+    BadCpuList(String),
+    #[error(
+        "cores: CPU {0} does not exist or is not in this process's affinity mask (allowed: {1})"
+    )]
+    CpuNotAllowed(usize, String),
+    #[error("cores: CPU {0} is listed twice")]
+    DuplicateCpu(usize),
+    #[error("cores: at least one core is needed")]
+    NoCores,
+    #[error("cores: at most {MAX_SHARDS} shards are supported, {0} were asked for")]
+    TooManyShards(usize),
+    #[error("{key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// Limits that protect the broker from clients and bound its memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest packet accepted from a client (bytes, fixed header included).
+    pub max_packet_size: u32,
+    /// Unacknowledged QoS 1/2 messages in flight to one client (further bounded by a
+    /// v5 client's Receive Maximum).
+    pub max_inflight: u16,
+    /// Unacknowledged QoS 2 messages a client may have in flight to the broker; the
+    /// Receive Maximum announced to v5 clients.
+    pub receive_maximum: u16,
+    /// Messages waiting to be sent to one client (online or offline).
+    pub max_queued_messages: usize,
+    /// Payload bytes waiting to be sent to one client.
+    pub max_queued_bytes: usize,
+    /// Time a new connection has to send CONNECT.
+    pub connect_timeout: Duration,
+    /// Upper bound for keep alive; v5 clients asking for more are told the server's.
+    pub max_keepalive: u16,
+    /// Upper bound on a session's expiry interval, in seconds (`u32::MAX`: never).
+    pub max_session_expiry: u32,
+    /// Concurrent client connections per shard.
+    pub max_connections_per_shard: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_packet_size: 1024 * 1024,
+            max_inflight: 32,
+            receive_maximum: 64,
+            max_queued_messages: 1000,
+            max_queued_bytes: 4 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            max_keepalive: u16::MAX,
+            max_session_expiry: u32::MAX,
+            max_connections_per_shard: 1_000_000,
+        }
+    }
+}
+
+/// Everything the broker needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The MQTT/TCP listener.
+    pub listen: SocketAddr,
+    /// CPU ids that run one shard each, in shard order.
+    pub cores: Vec<usize>,
+    /// Locked io_uring buffer memory per shard (bytes).
+    pub io_memory: usize,
+    /// io_uring submission queue depth per shard.
+    pub ring_depth: usize,
+    /// Listen backlog per shard socket.
+    pub backlog: u32,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            cores: allowed_cpus(),
+            io_memory: 1024 * 1024,
+            ring_depth: 128,
+            backlog: 1024,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the configuration against itself and against this host.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cores.is_empty() {
+            return Err(ConfigError::NoCores);
+        }
+        if self.cores.len() > MAX_SHARDS {
+            return Err(ConfigError::TooManyShards(self.cores.len()));
+        }
+        let allowed = allowed_cpus();
+        for (i, cpu) in self.cores.iter().enumerate() {
+            if self.cores[..i].contains(cpu) {
+                return Err(ConfigError::DuplicateCpu(*cpu));
+            }
+            if !allowed.contains(cpu) {
+                return Err(ConfigError::CpuNotAllowed(*cpu, format_cpu_list(&allowed)));
+            }
+        }
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_string(),
+            })
+        };
+        if self.io_memory < 64 * 1024 {
+            return invalid("io_memory", "must be at least 64 KiB");
+        }
+        if !(16..=32768).contains(&self.ring_depth) {
+            return invalid("ring_depth", "must be between 16 and 32768");
+        }
+        let l = &self.limits;
+        if l.max_packet_size < 64 {
+            return invalid("max_packet_size", "must be at least 64 bytes");
+        }
+        if l.max_packet_size > 268_435_460 {
+            return invalid(
+                "max_packet_size",
+                "must be at most 268435460 bytes (the MQTT limit)",
+            );
+        }
+        if l.max_inflight == 0 {
+            return invalid("max_inflight", "must be at least 1");
+        }
+        if l.receive_maximum == 0 {
+            return invalid("receive_maximum", "must be at least 1");
+        }
+        if l.max_queued_messages == 0 {
+            return invalid("max_queued_messages", "must be at least 1");
+        }
+        if l.max_connections_per_shard == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Parses a CPU list such as `0-3,8,10-11`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || ConfigError::BadCpuList(s.to_string());
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let a: usize = a.trim().parse().map_err(|_| bad())?;
+                let b: usize = b.trim().parse().map_err(|_| bad())?;
+                if a > b {
+                    return Err(bad());
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if cpus.is_empty() {
+        return Err(bad());
+    }
+    Ok(cpus)
+}
+
+/// Formats CPU ids compactly (`0-3,8`).
+pub fn format_cpu_list(cpus: &[usize]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
+            i += 1;
+        }
+        if sorted[i] == start {
+            out.push(start.to_string());
+        } else {
+            out.push(format!("{start}-{}", sorted[i]));
+        }
+        i += 1;
+    }
+    out.join(",")
+}
+
+/// CPUs this process may run on (its affinity mask).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bit array that sched_getaffinity fills; we pass its
+    // exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,8").unwrap(), vec![0, 1, 2, 3, 8]);
+        assert_eq!(parse_cpu_list(" 1 ").unwrap(), vec![1]);
+        for bad in ["", "a", "3-1", "1-", "-", "1,,x"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(format_cpu_list(&[8, 0, 1, 2, 3, 10]), "0-3,8,10");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = Config::default();
+        c.limits.max_inflight = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("max_inflight:"));
+        let mut c = Config {
+            cores: vec![100_000],
+            ..Config::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::CpuNotAllowed(100_000, _))
+        ));
+        c.cores = vec![];
+        assert_eq!(c.validate(), Err(ConfigError::NoCores));
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+}

@@ -1,0 +1,453 @@
+//! Session state, sans I/O: the per-client half of the protocol that outlives a
+//! connection. It owns the subscriptions' options, the outbound queue (bounded in
+//! messages and bytes, QoS 0 dropped first), the inflight window of unacknowledged
+//! QoS 1/2 deliveries, and the QoS 2 packet ids received but not yet released.
+//!
+//! Every method takes the packet (or delivery) and the time and writes whatever must
+//! be sent into the caller's buffer; nothing here touches a socket, an executor or the
+//! router, so it is tested directly.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use hashbrown::HashSet;
+use smallvec::SmallVec;
+
+use crate::message::Message;
+use crate::protocol::{
+    ByteStr, Packet, Properties, Property, ProtocolVersion, PubRel, Publish, QoS, ReasonCode,
+    SubscriptionOptions,
+};
+
+/// A message on its way to one client, with that client's view of it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    /// min(published QoS, granted QoS).
+    pub qos: QoS,
+    /// The RETAIN flag to send (retained-on-subscribe, or retain-as-published).
+    pub retain: bool,
+    /// Subscription identifiers of every matching subscription (v5).
+    pub sub_ids: SmallVec<[u32; 1]>,
+}
+
+/// One subscription as the session sees it. `key` is the router's handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub filter: ByteStr,
+    pub options: SubscriptionOptions,
+    pub id: Option<u32>,
+    pub key: u32,
+}
+
+/// Bounds on what one session may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_inflight: u16,
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    /// QoS 2 messages the client may have unreleased at once (our Receive Maximum).
+    pub receive_maximum: u16,
+}
+
+/// What happened to a delivery offered to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The queue was full and the message was QoS 0, or the client is offline and
+    /// QoS 0 is not kept for offline clients.
+    DroppedQoS0,
+    /// The queue was full of QoS 1/2 messages.
+    DroppedFull,
+}
+
+/// Counters a session keeps for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub dropped_qos0: u64,
+    pub dropped_full: u64,
+    pub dropped_expired: u64,
+    pub dropped_too_large: u64,
+}
+
+/// A protocol violation the session detected; the connection is closed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("client exceeded the receive maximum of unreleased QoS 2 messages")]
+    ReceiveMaximumExceeded,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREL sent; waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    pkid: u16,
+    stage: Stage,
+    delivery: Delivery,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: ByteStr,
+    /// Hash of the client id; identifies this client's messages for no-local.
+    pub client_key: u64,
+    pub version: ProtocolVersion,
+    /// Seconds the session outlives its connection: 0 ends it with the connection,
+    /// `u32::MAX` never ends it.
+    pub expiry_interval: u32,
+    subscriptions: Vec<Subscription>,
+    queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    inflight: VecDeque<Inflight>,
+    window: u16,
+    next_pkid: u16,
+    incoming_qos2: HashSet<u16>,
+    limits: SessionLimits,
+    /// Largest packet the client accepts (v5 Maximum Packet Size).
+    client_max_packet: u32,
+    online: bool,
+    pub stats: SessionStats,
+}
+
+impl Session {
+    pub fn new(
+        client_id: ByteStr,
+        client_key: u64,
+        version: ProtocolVersion,
+        limits: SessionLimits,
+    ) -> Session {
+        Session {
+            client_id,
+            client_key,
+            version,
+            expiry_interval: 0,
+            subscriptions: Vec::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: VecDeque::new(),
+            window: limits.max_inflight,
+            next_pkid: 1,
+            incoming_qos2: HashSet::new(),
+            limits,
+            client_max_packet: u32::MAX,
+            online: false,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// Binds the session to a new connection: adopts the client's protocol version,
+    /// Receive Maximum and Maximum Packet Size, and writes the redelivery of every
+    /// unacknowledged message (PUBLISH with DUP set, or PUBREL) in original order.
+    pub fn attach(
+        &mut self,
+        version: ProtocolVersion,
+        client_receive_maximum: u16,
+        client_max_packet: u32,
+        now: Instant,
+        out: &mut BytesMut,
+    ) {
+        self.version = version;
+        self.window = self.limits.max_inflight.min(client_receive_maximum).max(1);
+        self.client_max_packet = client_max_packet;
+        self.online = true;
+        for i in 0..self.inflight.len() {
+            let entry = &self.inflight[i];
+            match entry.stage {
+                Stage::Published => {
+                    encode_publish(self.version, &entry.delivery, entry.pkid, true, now, out)
+                }
+                Stage::Released => {
+                    let rel = Packet::PubRel(PubRel::new(entry.pkid));
+                    rel.encode(self.version, out)
+                        .expect("PUBREL always encodes");
+                }
+            }
+        }
+    }
+
+    /// The connection is gone; the session (if it persists) queues for later.
+    pub fn detach(&mut self) {
+        self.online = false;
+        // QoS 0 messages are not kept for a client that is not connected.
+        let before = self.queue.len();
+        self.queue.retain(|d| d.qos != QoS::AtMostOnce);
+        let dropped = before - self.queue.len();
+        self.stats.dropped_qos0 += dropped as u64;
+        self.queued_bytes = self.queue.iter().map(|d| d.msg.cost()).sum();
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    pub fn subscription(&self, filter: &str) -> Option<&Subscription> {
+        self.subscriptions.iter().find(|s| s.filter == *filter)
+    }
+
+    /// Adds or replaces a subscription; returns the one it replaced.
+    pub fn add_subscription(&mut self, sub: Subscription) -> Option<Subscription> {
+        match self
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.filter == sub.filter)
+        {
+            Some(slot) => Some(std::mem::replace(slot, sub)),
+            None => {
+                self.subscriptions.push(sub);
+                None
+            }
+        }
+    }
+
+    pub fn remove_subscription(&mut self, filter: &str) -> Option<Subscription> {
+        let pos = self
+            .subscriptions
+            .iter()
+            .position(|s| s.filter == *filter)?;
+        Some(self.subscriptions.swap_remove(pos))
+    }
+
+    /// Takes every subscription out (session end).
+    pub fn take_subscriptions(&mut self) -> Vec<Subscription> {
+        std::mem::take(&mut self.subscriptions)
+    }
+
+    /// Offers a delivery. A full queue evicts its oldest QoS 0 message to make room
+    /// for QoS 1/2; QoS 0 is dropped when the queue is full or the client offline.
+    pub fn enqueue(&mut self, d: Delivery) -> Enqueued {
+        if d.qos == QoS::AtMostOnce && !self.online {
+            self.stats.dropped_qos0 += 1;
+            return Enqueued::DroppedQoS0;
+        }
+        let cost = d.msg.cost();
+        while self.queue.len() >= self.limits.max_queued_messages
+            || self.queued_bytes + cost > self.limits.max_queued_bytes
+        {
+            if d.qos == QoS::AtMostOnce {
+                self.stats.dropped_qos0 += 1;
+                return Enqueued::DroppedQoS0;
+            }
+            match self.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
+                Some(pos) => {
+                    let evicted = self.queue.remove(pos).expect("position is in range");
+                    self.queued_bytes -= evicted.msg.cost();
+                    self.stats.dropped_qos0 += 1;
+                }
+                None => {
+                    self.stats.dropped_full += 1;
+                    return Enqueued::DroppedFull;
+                }
+            }
+        }
+        self.queued_bytes += cost;
+        self.queue.push_back(d);
+        Enqueued::Queued
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Whether `fill` would write something now.
+    pub fn can_send(&self) -> bool {
+        match self.queue.front() {
+            None => false,
+            Some(d) => d.qos == QoS::AtMostOnce || self.inflight.len() < self.window as usize,
+        }
+    }
+
+    /// Moves queued deliveries into `out` until the queue is empty, the inflight
+    /// window is full (QoS 1/2 wait; order is kept, so QoS 0 behind them waits too)
+    /// or `out` holds `budget` bytes. Expired messages are dropped, and messages
+    /// larger than the client's Maximum Packet Size are dropped and counted.
+    /// Returns how many PUBLISH packets were written.
+    pub fn fill(&mut self, out: &mut BytesMut, now: Instant, budget: usize) -> usize {
+        let mut sent = 0;
+        while out.len() < budget {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            if front.qos != QoS::AtMostOnce && self.inflight.len() >= self.window as usize {
+                break;
+            }
+            let d = self.queue.pop_front().expect("front exists");
+            self.queued_bytes -= d.msg.cost();
+            if d.msg.is_expired(now) {
+                self.stats.dropped_expired += 1;
+                continue;
+            }
+            if self.client_max_packet != u32::MAX
+                && outgoing_len(self.version, &d, now) > self.client_max_packet as usize
+            {
+                self.stats.dropped_too_large += 1;
+                continue;
+            }
+            let pkid = if d.qos == QoS::AtMostOnce {
+                0
+            } else {
+                self.alloc_pkid()
+            };
+            encode_publish(self.version, &d, pkid, false, now, out);
+            if d.qos != QoS::AtMostOnce {
+                self.inflight.push_back(Inflight {
+                    pkid,
+                    stage: Stage::Published,
+                    delivery: d,
+                });
+            }
+            sent += 1;
+        }
+        sent
+    }
+
+    fn alloc_pkid(&mut self) -> u16 {
+        loop {
+            let id = self.next_pkid;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.inflight.iter().any(|e| e.pkid == id) {
+                return id;
+            }
+        }
+    }
+
+    fn find_inflight(&self, pkid: u16) -> Option<usize> {
+        // Acknowledgements nearly always arrive in order: the front is checked first.
+        self.inflight.iter().position(|e| e.pkid == pkid)
+    }
+
+    /// PUBACK from the client. Unknown identifiers are ignored (a late duplicate).
+    pub fn on_puback(&mut self, pkid: u16) {
+        if let Some(i) = self.find_inflight(pkid) {
+            if self.inflight[i].delivery.qos == QoS::AtLeastOnce {
+                self.inflight.remove(i);
+            }
+        }
+    }
+
+    /// PUBREC from the client: answer PUBREL (or end the exchange on an error code).
+    pub fn on_pubrec(&mut self, pkid: u16, reason: ReasonCode, out: &mut BytesMut) {
+        match self.find_inflight(pkid) {
+            Some(i) if self.inflight[i].delivery.qos == QoS::ExactlyOnce => {
+                if reason.is_error() {
+                    self.inflight.remove(i);
+                    return;
+                }
+                self.inflight[i].stage = Stage::Released;
+                let rel = Packet::PubRel(PubRel::new(pkid));
+                rel.encode(self.version, out)
+                    .expect("PUBREL always encodes");
+            }
+            _ => {
+                let mut rel = PubRel::new(pkid);
+                rel.reason = ReasonCode::PacketIdentifierNotFound;
+                Packet::PubRel(rel)
+                    .encode(self.version, out)
+                    .expect("PUBREL always encodes");
+            }
+        }
+    }
+
+    /// PUBCOMP from the client: the QoS 2 delivery is complete.
+    pub fn on_pubcomp(&mut self, pkid: u16) {
+        if let Some(i) = self.find_inflight(pkid) {
+            if self.inflight[i].stage == Stage::Released {
+                self.inflight.remove(i);
+            }
+        }
+    }
+
+    /// A QoS 2 PUBLISH from the client. Returns whether it is new and must be routed;
+    /// a resend before PUBREL is acknowledged again but not delivered twice.
+    pub fn on_incoming_qos2(&mut self, pkid: u16) -> Result<bool, SessionError> {
+        if self.incoming_qos2.contains(&pkid) {
+            return Ok(false);
+        }
+        if self.incoming_qos2.len() >= self.limits.receive_maximum as usize {
+            return Err(SessionError::ReceiveMaximumExceeded);
+        }
+        self.incoming_qos2.insert(pkid);
+        Ok(true)
+    }
+
+    /// PUBREL from the client: releases the packet id. Returns whether it was known.
+    pub fn on_pubrel(&mut self, pkid: u16) -> bool {
+        self.incoming_qos2.remove(&pkid)
+    }
+
+    /// Drops everything queued and in flight (session replaced by a clean one).
+    pub fn clear_messages(&mut self) {
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.inflight.clear();
+        self.incoming_qos2.clear();
+    }
+}
+
+fn outgoing_publish(
+    version: ProtocolVersion,
+    d: &Delivery,
+    pkid: u16,
+    dup: bool,
+    now: Instant,
+) -> Publish {
+    let mut properties = Properties::new();
+    if version.is_v5() {
+        let msg = &d.msg;
+        if !msg.properties.is_empty() || msg.expires_at.is_some() || !d.sub_ids.is_empty() {
+            properties = msg.properties.clone();
+            if let Some(left) = msg.remaining_expiry(now) {
+                properties.push(Property::MessageExpiryInterval(left));
+            }
+            for id in &d.sub_ids {
+                properties.push(Property::SubscriptionIdentifier(*id));
+            }
+        }
+    }
+    Publish {
+        dup,
+        qos: d.qos,
+        retain: d.retain,
+        topic: d.msg.topic.clone(),
+        pkid,
+        properties,
+        payload: d.msg.payload.clone(),
+    }
+}
+
+fn outgoing_len(version: ProtocolVersion, d: &Delivery, now: Instant) -> usize {
+    outgoing_publish(version, d, 1, false, now).encoded_len(version)
+}
+
+fn encode_publish(
+    version: ProtocolVersion,
+    d: &Delivery,
+    pkid: u16,
+    dup: bool,
+    now: Instant,
+    out: &mut BytesMut,
+) {
+    let p = outgoing_publish(version, d, pkid, dup, now);
+    // A routed message was decoded from a valid packet, so it re-encodes.
+    Packet::Publish(p)
+        .encode(version, out)
+        .expect("a routed message always encodes");
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,335 @@
+//! Shards: one pinned glommio executor per configured core, each owning its
+//! connections, sessions, subscription trie and retained replica outright.
+//!
+//! # Where a session lives
+//!
+//! A client id has exactly one owner shard, `owner_shard(client_id)`, a stable hash.
+//! Whichever shard accepts a connection reads its CONNECT; if another shard owns the
+//! client id, the socket (a duplicated file descriptor), the bytes read past CONNECT
+//! and the decoded CONNECT are handed to the owner over the mesh, and the connection
+//! lives there from then on. So a session is always in one place, client-id takeover
+//! is a local operation on the owner, and a persistent session's subscriptions and
+//! offline queue stay where its next connection will arrive. The price is one
+//! hand-off per connect for (n-1)/n of connections; nothing on the message path.
+//!
+//! # Routing
+//!
+//! Each shard's trie holds only its own subscribers. A route trie maps filters to the
+//! other shards that have at least one subscriber on them, kept current by
+//! `RouteAdd`/`RouteRemove` messages sent when a filter gains its first or loses its
+//! last local subscriber. A publish is delivered locally through the trie and sent
+//! only to shards whose routes match, as one shared `Arc<Message>`. A SUBACK is held
+//! until every other shard has acknowledged a new route, so a message published
+//! anywhere after the SUBACK reaches the subscriber.
+
+mod mesh;
+mod slab;
+mod state;
+pub mod timer;
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::shared_channel;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::Config;
+use crate::transport;
+
+pub(crate) use mesh::{Handoff, Mesh, ShardMsg};
+pub(crate) use state::{ConnHandle, SessionRequest, State};
+
+/// The shard's timer resolution.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Batches in flight per ordered shard pair before a sender waits.
+const MESH_CHANNEL_BATCHES: usize = 1024;
+
+/// The shard that owns a client id (FNV-1a; stable across runs and builds).
+pub fn owner_shard(client_id: &[u8], shards: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in client_id {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards as u64) as usize
+}
+
+/// A client's identity hash, used to recognise its own messages (no-local).
+pub fn client_key(client_id: &[u8]) -> u64 {
+    let mut h: u64 = 0x8422_2325_cbf2_9ce4;
+    for &b in client_id {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start shard {shard} on CPU {cpu}: {reason}")]
+    Executor {
+        shard: usize,
+        cpu: usize,
+        reason: String,
+    },
+}
+
+/// State every shard can read: configuration, the retained-update sequence and the
+/// stop flag. Nothing here is on the per-message path except one atomic increment
+/// per retained publish.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub shards: usize,
+    pub retained_seq: AtomicU64,
+    pub stop: AtomicBool,
+}
+
+/// One shard's runtime: its state and its ends of the mesh.
+pub(crate) struct Shard {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub state: std::cell::RefCell<State>,
+    pub mesh: Mesh,
+    pub start: Instant,
+    /// The read buffer every connection on this shard reads into before copying
+    /// the bytes it got into its own buffer: idle connections hold no read buffer.
+    pub scratch: std::cell::RefCell<Box<[u8]>>,
+}
+
+impl Shard {
+    /// Ticks since the shard started.
+    pub fn tick(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.start).as_millis() / TICK.as_millis()) as u64
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn next_retained_seq(&self) -> u64 {
+        self.shared.retained_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// A running broker.
+pub struct Broker {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    executors: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Broker {
+    /// Binds the listener on every shard and starts the shards. Returns once every
+    /// shard is accepting connections.
+    pub fn start(config: Config) -> Result<Broker, StartError> {
+        config.validate()?;
+        let shards = config.cores.len();
+        let listeners =
+            transport::bind_reuseport(config.listen, shards, config.backlog).map_err(|source| {
+                StartError::Listen {
+                    addr: config.listen,
+                    source,
+                }
+            })?;
+        let addr = transport::local_addr(&listeners[0]).map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            shards,
+            retained_seq: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+
+        // senders[from][to] / receivers[to][from]: one SPSC channel per ordered pair.
+        let mut senders: Vec<Vec<Option<shared_channel::SharedSender<Vec<ShardMsg>>>>> = (0
+            ..shards)
+            .map(|_| (0..shards).map(|_| None).collect())
+            .collect();
+        let mut receivers: Vec<Vec<Option<shared_channel::SharedReceiver<Vec<ShardMsg>>>>> = (0
+            ..shards)
+            .map(|_| (0..shards).map(|_| None).collect())
+            .collect();
+        for from in 0..shards {
+            for to in 0..shards {
+                if from != to {
+                    let (tx, rx) = shared_channel::new_bounded(MESH_CHANNEL_BATCHES);
+                    senders[from][to] = Some(tx);
+                    receivers[to][from] = Some(rx);
+                }
+            }
+        }
+
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
+        let mut executors = Vec::with_capacity(shards);
+        let mut listeners = listeners.into_iter();
+        for (id, &cpu) in config.cores.iter().enumerate() {
+            let listener: OwnedFd = listeners.next().expect("one listener per shard");
+            let txs: Vec<_> = senders[id].iter_mut().map(Option::take).collect();
+            let rxs: Vec<_> = receivers[id].iter_mut().map(Option::take).collect();
+            let shard_shared = shared.clone();
+            let ready = ready_tx.clone();
+            let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+                .name(&format!("ringmq-shard-{id}"))
+                .io_memory(config.io_memory)
+                .ring_depth(config.ring_depth)
+                .spawn(move || async move {
+                    run_shard(id, shard_shared, listener, txs, rxs, ready).await;
+                });
+            match spawned {
+                Ok(handle) => executors.push(handle),
+                Err(e) => {
+                    shared.stop.store(true, Ordering::SeqCst);
+                    return Err(StartError::Executor {
+                        shard: id,
+                        cpu,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..shards {
+            match ready_rx.recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(reason)) => {
+                    shared.stop.store(true, Ordering::SeqCst);
+                    return Err(StartError::Executor {
+                        shard: 0,
+                        cpu: config.cores[0],
+                        reason,
+                    });
+                }
+                Err(_) => {
+                    shared.stop.store(true, Ordering::SeqCst);
+                    return Err(StartError::Executor {
+                        shard: 0,
+                        cpu: config.cores[0],
+                        reason: "a shard exited during start-up".into(),
+                    });
+                }
+            }
+        }
+        tracing::info!(
+            %addr,
+            shards,
+            cores = %crate::config::format_cpu_list(&config.cores),
+            "ringmq listening"
+        );
+        Ok(Broker {
+            addr,
+            shared,
+            executors,
+        })
+    }
+
+    /// The address the listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Number of shards running.
+    pub fn shards(&self) -> usize {
+        self.shared.shards
+    }
+
+    /// Asks every shard to stop.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the broker and waits for every shard to exit.
+    pub fn shutdown(mut self) {
+        self.stop();
+        self.join_all();
+    }
+
+    /// Waits until the shards exit (after `stop`, or forever).
+    pub fn wait(mut self) {
+        self.join_all();
+    }
+
+    fn join_all(&mut self) {
+        for handle in self.executors.drain(..) {
+            if let Err(e) = handle.join() {
+                tracing::error!("shard exited with an error: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if !self.executors.is_empty() {
+            self.stop();
+            self.join_all();
+        }
+    }
+}
+
+async fn run_shard(
+    id: usize,
+    shared: Arc<Shared>,
+    listener: OwnedFd,
+    txs: Vec<Option<shared_channel::SharedSender<Vec<ShardMsg>>>>,
+    rxs: Vec<Option<shared_channel::SharedReceiver<Vec<ShardMsg>>>>,
+    ready: std::sync::mpsc::Sender<Result<usize, String>>,
+) {
+    let start = Instant::now();
+    let shards = shared.shards;
+    let shard = Rc::new(Shard {
+        id,
+        state: std::cell::RefCell::new(State::new(id, &shared.config, start)),
+        mesh: Mesh::new(id, shards),
+        shared,
+        start,
+        scratch: std::cell::RefCell::new(vec![0u8; transport::READ_CHUNK].into_boxed_slice()),
+    });
+    // Each end connects in its own task: a connect waits for the peer's end.
+    for (peer, tx) in txs.into_iter().enumerate() {
+        if let Some(tx) = tx {
+            glommio::spawn_local(mesh::flusher(shard.clone(), peer, tx)).detach();
+        }
+    }
+    for rx in rxs.into_iter().flatten() {
+        glommio::spawn_local(mesh::receiver(shard.clone(), rx)).detach();
+    }
+    // SAFETY: the descriptor came from `bind_reuseport` as an owned listening socket
+    // and is handed to exactly one shard.
+    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    glommio::spawn_local(transport::accept_loop(shard.clone(), listener)).detach();
+    let _ = ready.send(Ok(id));
+    drop(ready);
+
+    loop {
+        glommio::timer::sleep(TICK).await;
+        if shard.shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now = Instant::now();
+        state::on_tick(&shard, now);
+    }
+    tracing::debug!(shard = id, "shard stopping");
+}
+
+/// Duplicates a connection's descriptor so the original can be dropped by the
+/// executor that accepted it while the duplicate moves to the owner shard.
+pub(crate) fn dup_fd(fd: &impl AsRawFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: `fd` is a live descriptor borrowed for the duration of this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd.as_raw_fd()) };
+    borrowed.try_clone_to_owned()
+}

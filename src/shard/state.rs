@@ -1,0 +1,609 @@
+//! A shard's state: sessions by client id, the local subscription trie, the route
+//! trie of other shards' filters, the retained replica and the timer wheel. It is
+//! `!Send` and touched only by the shard's own tasks, never across an await.
+
+use std::cell::Cell;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashMap;
+use smallvec::SmallVec;
+
+use crate::config::Config;
+use crate::message::Message;
+use crate::protocol::{ByteStr, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
+use crate::router::retained::RetainedStore;
+use crate::router::Trie;
+use crate::session::{Delivery, Enqueued, Session, SessionLimits, Subscription};
+
+use super::mesh::{Mesh, ShardMsg};
+use super::slab::Slab;
+use super::timer::TimerWheel;
+use super::{Shard, TICK};
+
+/// Ticks per second.
+const TICKS_PER_SEC: u64 = 1000 / TICK.as_millis() as u64;
+/// How long a retained-store tombstone is kept (no older update can still arrive).
+const TOMBSTONE_AGE: Duration = Duration::from_secs(60);
+
+/// The link between a connection task and the shard: how the shard wakes the task
+/// (new deliveries, a takeover, a keep alive timeout) and what it tells it.
+#[derive(Default)]
+pub(crate) struct ConnHandle {
+    waker: Cell<Option<Waker>>,
+    close: Cell<Option<ReasonCode>>,
+    /// Tick of the last packet received.
+    pub last_rx: Cell<u64>,
+    /// Keep alive times 1.5, in ticks (0: no keep alive).
+    pub keepalive_ticks: Cell<u64>,
+    /// New routes whose acknowledgement from every shard the held SUBACK awaits.
+    pub route_wait: Cell<usize>,
+}
+
+impl ConnHandle {
+    pub fn set_waker(&self, w: &Waker) {
+        self.waker.set(Some(w.clone()));
+    }
+
+    pub fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Asks the connection to close with `reason` (sent as DISCONNECT to v5 clients).
+    pub fn request_close(&self, reason: ReasonCode) {
+        if self.close.get().is_none() {
+            self.close.set(Some(reason));
+        }
+        self.wake();
+    }
+
+    pub fn take_close(&self) -> Option<ReasonCode> {
+        self.close.take()
+    }
+
+    /// The close requested, if any, without consuming it.
+    pub fn close_requested(&self) -> Option<ReasonCode> {
+        self.close.get()
+    }
+}
+
+struct SessionEntry {
+    session: Session,
+    conn: Option<Rc<ConnHandle>>,
+    /// A will waiting out its Will Delay Interval (v5 3.1.3.2.2): published when the
+    /// delay passes or the session ends, dropped if the client comes back first.
+    pending_will: Option<Arc<Message>>,
+    /// Which connection the session is bound to: a shard-wide counter taken at
+    /// every bind, so neither a takeover nor a reused slot lets a replaced
+    /// connection touch the session.
+    generation: u32,
+}
+
+struct SubRecord {
+    session: u32,
+    options: SubscriptionOptions,
+    id: Option<u32>,
+}
+
+enum Timer {
+    Keepalive(Weak<ConnHandle>),
+    SessionExpiry { slot: u32, generation: u32 },
+    WillDelay { slot: u32, generation: u32 },
+}
+
+/// Counters a shard keeps.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stats {
+    pub publishes_in: u64,
+    pub deliveries: u64,
+    pub dropped: u64,
+    pub mesh_out: u64,
+    pub mesh_in: u64,
+}
+
+/// What a CONNECT asks of the session store.
+pub(crate) struct SessionRequest<'a> {
+    pub client_id: &'a ByteStr,
+    pub client_key: u64,
+    pub version: ProtocolVersion,
+    pub clean_start: bool,
+    pub expiry_interval: u32,
+}
+
+/// The result of binding a connection to a session.
+pub(crate) struct Opened {
+    pub slot: u32,
+    pub generation: u32,
+    pub session_present: bool,
+}
+
+pub(crate) struct State {
+    id: usize,
+    shards: usize,
+    limits: SessionLimits,
+    sessions: Slab<SessionEntry>,
+    clients: HashMap<ByteStr, u32>,
+    subs: Slab<SubRecord>,
+    trie: Trie<u32>,
+    routes: Trie<u16>,
+    pub retained: RetainedStore,
+    wheel: TimerWheel<Timer>,
+    route_tokens: HashMap<u64, (Weak<ConnHandle>, usize)>,
+    next_token: u64,
+    generations: u32,
+    assigned_ids: u64,
+    last_sweep: u64,
+    pub stats: Stats,
+}
+
+impl State {
+    pub fn new(id: usize, config: &Config, _start: Instant) -> State {
+        let l = &config.limits;
+        State {
+            id,
+            shards: config.cores.len(),
+            limits: SessionLimits {
+                max_inflight: l.max_inflight,
+                max_queued_messages: l.max_queued_messages,
+                max_queued_bytes: l.max_queued_bytes,
+                receive_maximum: l.receive_maximum,
+            },
+            sessions: Slab::default(),
+            clients: HashMap::new(),
+            subs: Slab::default(),
+            trie: Trie::new(),
+            routes: Trie::new(),
+            retained: RetainedStore::new(),
+            wheel: TimerWheel::new(4096, 0),
+            route_tokens: HashMap::new(),
+            next_token: 0,
+            generations: 0,
+            assigned_ids: 0,
+            last_sweep: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A fresh client id owned by this shard, for clients that connect without one.
+    pub fn assign_client_id(&mut self) -> String {
+        loop {
+            self.assigned_ids += 1;
+            let id = format!("ringmq-{}-{:x}", self.id, self.assigned_ids);
+            if super::owner_shard(id.as_bytes(), self.shards) == self.id {
+                return id;
+            }
+        }
+    }
+
+    pub fn session_mut(&mut self, slot: u32) -> &mut Session {
+        &mut self
+            .sessions
+            .get_mut(slot)
+            .expect("a bound session exists")
+            .session
+    }
+
+    /// Whether `slot` still belongs to the connection that opened it as `generation`.
+    pub fn owns(&self, slot: u32, generation: u32) -> bool {
+        self.sessions
+            .get(slot)
+            .is_some_and(|e| e.generation == generation)
+    }
+
+    /// Binds a connection to the client's session: takes over a connected one
+    /// (closing the old connection with 0x8E), resumes a stored one, or starts a new
+    /// one (always, with clean start).
+    pub fn open_session(
+        &mut self,
+        shard: &Shard,
+        req: SessionRequest<'_>,
+        handle: Rc<ConnHandle>,
+    ) -> Opened {
+        let SessionRequest {
+            client_id,
+            client_key,
+            version,
+            clean_start,
+            expiry_interval,
+        } = req;
+        if let Some(&slot) = self.clients.get(client_id) {
+            let entry = self
+                .sessions
+                .get_mut(slot)
+                .expect("client map points at a session");
+            if let Some(old) = entry.conn.take() {
+                old.request_close(ReasonCode::SessionTakenOver);
+            }
+            if clean_start {
+                self.end_session(shard, slot, Instant::now());
+            } else {
+                self.generations = self.generations.wrapping_add(1);
+                entry.generation = self.generations;
+                entry.conn = Some(handle);
+                entry.pending_will = None;
+                entry.session.expiry_interval = expiry_interval;
+                return Opened {
+                    slot,
+                    generation: entry.generation,
+                    session_present: true,
+                };
+            }
+        }
+        let mut session = Session::new(client_id.clone(), client_key, version, self.limits);
+        session.expiry_interval = expiry_interval;
+        self.generations = self.generations.wrapping_add(1);
+        let generation = self.generations;
+        let slot = self.sessions.insert(SessionEntry {
+            session,
+            conn: Some(handle),
+            pending_will: None,
+            generation,
+        });
+        self.clients.insert(client_id.clone(), slot);
+        Opened {
+            slot,
+            generation,
+            session_present: false,
+        }
+    }
+
+    /// The connection bound to `slot` as `generation` has closed. Returns whether
+    /// the session outlives it.
+    pub fn close_session(
+        &mut self,
+        shard: &Shard,
+        slot: u32,
+        generation: u32,
+        now: Instant,
+    ) -> bool {
+        let now_tick = shard.tick(now);
+        let Some(entry) = self.sessions.get_mut(slot) else {
+            return false;
+        };
+        if entry.generation != generation {
+            return false;
+        }
+        entry.conn = None;
+        match entry.session.expiry_interval {
+            0 => {
+                self.end_session(shard, slot, now);
+                false
+            }
+            secs => {
+                entry.session.detach();
+                if secs != u32::MAX {
+                    let deadline = now_tick + u64::from(secs) * TICKS_PER_SEC;
+                    self.wheel
+                        .schedule(deadline, Timer::SessionExpiry { slot, generation });
+                }
+                true
+            }
+        }
+    }
+
+    /// Holds a will for `delay` seconds (or until the session ends, if sooner).
+    pub fn defer_will(
+        &mut self,
+        shard: &Shard,
+        slot: u32,
+        will: Arc<Message>,
+        delay: u32,
+        now: Instant,
+    ) {
+        let Some(entry) = self.sessions.get_mut(slot) else {
+            return;
+        };
+        let generation = entry.generation;
+        let secs = delay.min(entry.session.expiry_interval);
+        entry.pending_will = Some(will);
+        let deadline = shard.tick(now) + u64::from(secs) * TICKS_PER_SEC;
+        self.wheel
+            .schedule(deadline, Timer::WillDelay { slot, generation });
+    }
+
+    /// Ends a session: its subscriptions leave the tries and a will still waiting
+    /// for its delay is published.
+    fn end_session(&mut self, shard: &Shard, slot: u32, now: Instant) {
+        let Some(mut entry) = self.sessions.remove(slot) else {
+            return;
+        };
+        for sub in entry.session.take_subscriptions() {
+            self.drop_subscription(&shard.mesh, &sub);
+        }
+        self.clients.remove(&entry.session.client_id);
+        if let Some(will) = entry.pending_will.take() {
+            self.publish(shard, will, now);
+        }
+    }
+
+    fn drop_subscription(&mut self, mesh: &Mesh, sub: &Subscription) {
+        self.subs.remove(sub.key);
+        if self.trie.remove(&sub.filter, sub.key) && self.shards > 1 {
+            for peer in (0..self.shards).filter(|&p| p != self.id) {
+                mesh.send(
+                    peer,
+                    ShardMsg::RouteRemove {
+                        filter: sub.filter.clone(),
+                        from: self.id as u16,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Adds or replaces a subscription. Returns whether it is new (as opposed to
+    /// replacing one with the same filter). When the filter is new to this shard,
+    /// other shards are told and `handle.route_wait` counts until they all confirm.
+    pub fn subscribe(
+        &mut self,
+        mesh: &Mesh,
+        slot: u32,
+        filter: ByteStr,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+        handle: &Rc<ConnHandle>,
+    ) -> bool {
+        let entry = self.sessions.get_mut(slot).expect("a bound session exists");
+        if let Some(existing) = entry.session.subscription(&filter) {
+            let key = existing.key;
+            let rec = self.subs.get_mut(key).expect("subscription record exists");
+            rec.options = options;
+            rec.id = id;
+            entry.session.add_subscription(Subscription {
+                filter,
+                options,
+                id,
+                key,
+            });
+            return false;
+        }
+        let key = self.subs.insert(SubRecord {
+            session: slot,
+            options,
+            id,
+        });
+        entry.session.add_subscription(Subscription {
+            filter: filter.clone(),
+            options,
+            id,
+            key,
+        });
+        if self.trie.insert(&filter, key) && self.shards > 1 {
+            self.next_token += 1;
+            let token = self.next_token;
+            self.route_tokens
+                .insert(token, (Rc::downgrade(handle), self.shards - 1));
+            handle.route_wait.set(handle.route_wait.get() + 1);
+            for peer in (0..self.shards).filter(|&p| p != self.id) {
+                mesh.send(
+                    peer,
+                    ShardMsg::RouteAdd {
+                        filter: filter.clone(),
+                        from: self.id as u16,
+                        token,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    pub fn unsubscribe(&mut self, mesh: &Mesh, slot: u32, filter: &str) -> bool {
+        let entry = self.sessions.get_mut(slot).expect("a bound session exists");
+        match entry.session.remove_subscription(filter) {
+            Some(sub) => {
+                self.drop_subscription(mesh, &sub);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Routes a message published on this shard: retained store, local
+    /// subscribers, and the shards whose routes match.
+    pub fn publish(&mut self, shard: &Shard, msg: Arc<Message>, now: Instant) {
+        self.stats.publishes_in += 1;
+        let retain_seq = if msg.retain {
+            let seq = shard.next_retained_seq();
+            let stored = (!msg.payload.is_empty()).then(|| msg.clone());
+            self.retained.apply(&msg.topic, seq, stored, now);
+            Some(seq)
+        } else {
+            None
+        };
+        self.deliver_local(&msg);
+        if self.shards > 1 {
+            let mut mask: u128 = 0;
+            self.routes.match_topic(&msg.topic, |s| mask |= 1u128 << s);
+            for peer in (0..self.shards).filter(|&p| p != self.id) {
+                let deliver = mask & (1u128 << peer) != 0;
+                if deliver || retain_seq.is_some() {
+                    self.stats.mesh_out += 1;
+                    shard.mesh.send(
+                        peer,
+                        ShardMsg::Publish {
+                            msg: msg.clone(),
+                            deliver,
+                            retain_seq,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Queues `msg` for every local session with a matching subscription: once per
+    /// session, at the highest granted QoS among its matching subscriptions, with
+    /// all their subscription identifiers (v5 3.3.4).
+    pub fn deliver_local(&mut self, msg: &Arc<Message>) {
+        let mut hits: SmallVec<[u32; 16]> = SmallVec::new();
+        self.trie.match_topic(&msg.topic, |k| hits.push(k));
+        if hits.is_empty() {
+            return;
+        }
+        let subs = &self.subs;
+        let session_of = |k: &u32| subs.get(*k).map_or(u32::MAX, |r| r.session);
+        if hits.len() > 1 {
+            hits.sort_unstable_by_key(session_of);
+        }
+        let mut i = 0;
+        while i < hits.len() {
+            let slot = session_of(&hits[i]);
+            let mut j = i;
+            let mut granted: Option<QoS> = None;
+            let mut retain_as_published = false;
+            let mut sub_ids: SmallVec<[u32; 1]> = SmallVec::new();
+            let entry = self.sessions.get_mut(slot);
+            while j < hits.len() && session_of(&hits[j]) == slot {
+                if let (Some(rec), Some(entry)) = (subs.get(hits[j]), entry.as_ref()) {
+                    if !(rec.options.no_local && msg.publisher == entry.session.client_key) {
+                        granted = granted.max(Some(rec.options.qos));
+                        retain_as_published |= rec.options.retain_as_published;
+                        if let Some(id) = rec.id {
+                            sub_ids.push(id);
+                        }
+                    }
+                }
+                j += 1;
+            }
+            i = j;
+            let (Some(qos), Some(entry)) = (granted, entry) else {
+                continue;
+            };
+            let delivery = Delivery {
+                msg: msg.clone(),
+                qos: qos.min(msg.qos),
+                retain: retain_as_published && msg.retain,
+                sub_ids,
+            };
+            match entry.session.enqueue(delivery) {
+                Enqueued::Queued => {
+                    self.stats.deliveries += 1;
+                    if let Some(conn) = &entry.conn {
+                        conn.wake();
+                    }
+                }
+                Enqueued::DroppedQoS0 | Enqueued::DroppedFull => self.stats.dropped += 1,
+            }
+        }
+    }
+
+    /// Arms the keep alive check for a connection.
+    pub fn watch_keepalive(&mut self, handle: &Rc<ConnHandle>, now_tick: u64) {
+        let ticks = handle.keepalive_ticks.get();
+        if ticks > 0 {
+            self.wheel
+                .schedule(now_tick + ticks, Timer::Keepalive(Rc::downgrade(handle)));
+        }
+    }
+
+    fn on_route_ack(&mut self, token: u64) {
+        let Some((_, left)) = self.route_tokens.get_mut(&token) else {
+            return;
+        };
+        *left -= 1;
+        if *left == 0 {
+            let (handle, _) = self.route_tokens.remove(&token).expect("token present");
+            if let Some(h) = handle.upgrade() {
+                h.route_wait.set(h.route_wait.get().saturating_sub(1));
+                h.wake();
+            }
+        }
+    }
+}
+
+/// Applies one message from another shard.
+pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
+    let now = Instant::now();
+    match msg {
+        ShardMsg::Publish {
+            msg,
+            deliver,
+            retain_seq,
+        } => {
+            let mut st = shard.state.borrow_mut();
+            st.stats.mesh_in += 1;
+            if let Some(seq) = retain_seq {
+                let stored = (!msg.payload.is_empty()).then(|| msg.clone());
+                st.retained.apply(&msg.topic, seq, stored, now);
+            }
+            if deliver {
+                st.deliver_local(&msg);
+            }
+        }
+        ShardMsg::RouteAdd {
+            filter,
+            from,
+            token,
+        } => {
+            shard.state.borrow_mut().routes.insert(&filter, from);
+            shard
+                .mesh
+                .send(usize::from(from), ShardMsg::RouteAck { token });
+        }
+        ShardMsg::RouteAck { token } => shard.state.borrow_mut().on_route_ack(token),
+        ShardMsg::RouteRemove { filter, from } => {
+            shard.state.borrow_mut().routes.remove(&filter, from);
+        }
+        ShardMsg::Handoff(handoff) => {
+            glommio::spawn_local(crate::transport::serve_handoff(shard.clone(), handoff)).detach();
+        }
+    }
+}
+
+/// The shard's periodic work: keep alive and session expiry timers, and pruning
+/// the retained store.
+pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
+    let tick = shard.tick(now);
+    let mut st = shard.state.borrow_mut();
+    let mut expired_sessions: SmallVec<[(u32, u32); 8]> = SmallVec::new();
+    let mut due_wills: SmallVec<[(u32, u32); 8]> = SmallVec::new();
+    st.wheel.advance(tick, |timer| match timer {
+        Timer::Keepalive(weak) => {
+            let handle = weak.upgrade()?;
+            let deadline = handle.last_rx.get() + handle.keepalive_ticks.get();
+            if deadline <= tick {
+                handle.request_close(ReasonCode::KeepAliveTimeout);
+                None
+            } else {
+                Some((deadline, Timer::Keepalive(weak)))
+            }
+        }
+        Timer::SessionExpiry { slot, generation } => {
+            expired_sessions.push((slot, generation));
+            None
+        }
+        Timer::WillDelay { slot, generation } => {
+            due_wills.push((slot, generation));
+            None
+        }
+    });
+    for (slot, generation) in due_wills {
+        let will = st
+            .sessions
+            .get_mut(slot)
+            .filter(|e| e.generation == generation && e.conn.is_none())
+            .and_then(|e| e.pending_will.take());
+        if let Some(will) = will {
+            st.publish(shard, will, now);
+        }
+    }
+    for (slot, generation) in expired_sessions {
+        let offline = st
+            .sessions
+            .get(slot)
+            .is_some_and(|e| e.generation == generation && e.conn.is_none());
+        if offline {
+            st.end_session(shard, slot, now);
+        }
+    }
+    if tick >= st.last_sweep + 10 * TICKS_PER_SEC {
+        st.last_sweep = tick;
+        st.retained.sweep(now, TOMBSTONE_AGE);
+    }
+}

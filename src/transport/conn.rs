@@ -1,0 +1,533 @@
+//! One client connection after CONNECT: the read loop, packet handling, and write
+//! batching. This is where the socket meets the codec and the session.
+//!
+//! The connection is one task driving one state machine: it reads as much as the
+//! socket has into the shard's scratch buffer, decodes every complete packet, lets
+//! the session and router act on them, appends all acknowledgements and deliveries
+//! to one output buffer, and writes that with as few syscalls as the socket allows.
+//! Deliveries from other connections arrive through the session queue and a wake-up.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
+use smallvec::SmallVec;
+
+use crate::message::Message;
+use crate::protocol::topic::parse_shared;
+use crate::protocol::{
+    ConnAck, Connect, Disconnect, Packet, Properties, Property, PropertyId, ProtocolVersion,
+    PubAck, PubComp, PubRec, Publish, QoS, ReasonCode, RetainHandling, SubAck, UnsubAck, Will,
+};
+use crate::session::Delivery;
+use crate::shard::{client_key, ConnHandle, Shard};
+
+/// Output bytes buffered for one connection before it stops reading and filling:
+/// a client that does not read cannot make the broker buffer without bound.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Read/handle/write rounds before the task yields to others.
+const ROUNDS_PER_POLL: usize = 16;
+/// How long the final writes (DISCONNECT, pending acks) may take at close.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// DISCONNECT from the client: no will.
+    Normal,
+    /// DISCONNECT 0x04 from the client: publish the will.
+    WithWill,
+    /// The broker closes it (protocol error, keep alive, takeover): v5 clients are
+    /// told the reason; the will is published.
+    Server(ReasonCode),
+    /// The socket closed or failed without DISCONNECT: publish the will.
+    Lost,
+}
+
+struct Conn {
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    handle: Rc<ConnHandle>,
+    version: ProtocolVersion,
+    slot: u32,
+    generation: u32,
+    client_key: u64,
+    will: Option<Will>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    /// A SUBACK (and the retained messages after it) held until new routes are
+    /// confirmed by every shard.
+    held: Option<Box<(BytesMut, Vec<Delivery>)>>,
+    max_packet_size: u32,
+}
+
+/// Serves an accepted CONNECT to the end of the connection.
+pub(super) async fn run(
+    shard: Rc<Shard>,
+    mut stream: TcpStream,
+    mut connect: Box<Connect>,
+    rbuf: BytesMut,
+    assigned_id: bool,
+) {
+    let now = Instant::now();
+    let tick = shard.tick(now);
+    let limits = shard.config().limits.clone();
+    let version = connect.protocol;
+    let v5 = version.is_v5();
+    let mut wbuf = BytesMut::new();
+
+    if v5 && connect.properties.authentication_method().is_some() {
+        // No enhanced authentication method is configured.
+        let ack = ConnAck::new(ReasonCode::BadAuthenticationMethod, false);
+        let _ = Packet::ConnAck(ack).encode(version, &mut wbuf);
+        flush_and_close(&mut stream, &wbuf).await;
+        return;
+    }
+
+    let mut keep_alive = connect.keep_alive;
+    let mut server_keep_alive = None;
+    if keep_alive > limits.max_keepalive || (keep_alive == 0 && limits.max_keepalive < u16::MAX) {
+        keep_alive = limits.max_keepalive;
+        server_keep_alive = Some(keep_alive);
+    }
+    let expiry = if v5 {
+        connect.properties.session_expiry_interval().unwrap_or(0)
+    } else if connect.clean_start {
+        0
+    } else {
+        u32::MAX
+    }
+    .min(limits.max_session_expiry);
+    let client_receive_max = connect.properties.receive_maximum().unwrap_or(u16::MAX);
+    let client_max_packet = connect.properties.maximum_packet_size().unwrap_or(u32::MAX);
+    let key = client_key(connect.client_id.as_bytes());
+
+    let handle = Rc::new(ConnHandle::default());
+    handle.last_rx.set(tick);
+    handle.keepalive_ticks.set(u64::from(keep_alive) * 15);
+
+    let opened = {
+        let mut st = shard.state.borrow_mut();
+        let opened = st.open_session(
+            &shard,
+            crate::shard::SessionRequest {
+                client_id: &connect.client_id,
+                client_key: key,
+                version,
+                clean_start: connect.clean_start,
+                expiry_interval: expiry,
+            },
+            handle.clone(),
+        );
+        let mut ack = ConnAck::new(ReasonCode::Success, opened.session_present);
+        if v5 {
+            let p = &mut ack.properties;
+            if assigned_id {
+                p.push(Property::AssignedClientIdentifier(
+                    connect.client_id.clone(),
+                ));
+            }
+            p.push(Property::ReceiveMaximum(limits.receive_maximum));
+            p.push(Property::MaximumPacketSize(limits.max_packet_size));
+            p.push(Property::SharedSubscriptionAvailable(0));
+            if let Some(k) = server_keep_alive {
+                p.push(Property::ServerKeepAlive(k));
+            }
+            if expiry != connect.properties.session_expiry_interval().unwrap_or(0) {
+                p.push(Property::SessionExpiryInterval(expiry));
+            }
+        }
+        Packet::ConnAck(ack)
+            .encode(version, &mut wbuf)
+            .expect("CONNACK encodes");
+        st.session_mut(opened.slot).attach(
+            version,
+            client_receive_max,
+            client_max_packet,
+            now,
+            &mut wbuf,
+        );
+        st.watch_keepalive(&handle, tick);
+        opened
+    };
+    tracing::debug!(shard = shard.id, client = %connect.client_id, ?version, "connected");
+
+    let mut conn = Conn {
+        shard,
+        stream,
+        handle,
+        version,
+        slot: opened.slot,
+        generation: opened.generation,
+        client_key: key,
+        will: connect.will.take(),
+        rbuf,
+        wbuf,
+        held: None,
+        max_packet_size: limits.max_packet_size,
+    };
+    drop(connect);
+    let close = poll_fn(|cx| conn.poll_run(cx)).await;
+    conn.finish(close).await;
+}
+
+impl Conn {
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Close> {
+        self.handle.set_waker(cx.waker());
+        // Bytes that arrived with CONNECT (or a hand-off) are handled first.
+        if !self.rbuf.is_empty() {
+            if let Err(close) = self.process(Instant::now()) {
+                return Poll::Ready(close);
+            }
+        }
+        for _ in 0..ROUNDS_PER_POLL {
+            if let Some(reason) = self.handle.take_close() {
+                return Poll::Ready(Close::Server(reason));
+            }
+            let mut progress = false;
+            let now = Instant::now();
+            let waiting = self.handle.route_wait.get() > 0;
+            if !waiting {
+                if let Some(held) = self.held.take() {
+                    let (suback, deliveries) = *held;
+                    self.wbuf.extend_from_slice(&suback);
+                    self.enqueue(deliveries);
+                    progress = true;
+                }
+            }
+
+            if !waiting
+                && self.wbuf.len() < WRITE_HIGH_WATER
+                && !self.shard.mesh.congested(cx.waker())
+            {
+                let mut scratch = self.shard.scratch.borrow_mut();
+                match Pin::new(&mut self.stream).poll_read(cx, &mut scratch[..]) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Close::Lost),
+                    Poll::Ready(Ok(n)) => {
+                        self.rbuf.extend_from_slice(&scratch[..n]);
+                        drop(scratch);
+                        self.handle.last_rx.set(self.shard.tick(now));
+                        if let Err(close) = self.process(now) {
+                            return Poll::Ready(close);
+                        }
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+
+            if !waiting && self.wbuf.len() < WRITE_HIGH_WATER {
+                let mut st = self.shard.state.borrow_mut();
+                let session = st.session_mut(self.slot);
+                if session.can_send() {
+                    session.fill(&mut self.wbuf, now, WRITE_HIGH_WATER);
+                }
+            }
+
+            while !self.wbuf.is_empty() {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Close::Lost),
+                    Poll::Ready(Ok(n)) => {
+                        self.wbuf.advance(n);
+                        progress = true;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if self.wbuf.is_empty() && self.wbuf.capacity() > 2 * WRITE_HIGH_WATER {
+                self.wbuf = BytesMut::new();
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Handles every complete packet in the read buffer.
+    fn process(&mut self, now: Instant) -> Result<(), Close> {
+        while self.handle.route_wait.get() == 0 {
+            // Once the shard asked this connection to close (a takeover may already
+            // have given its session to another connection), it handles nothing more.
+            if let Some(reason) = self.handle.close_requested() {
+                return Err(Close::Server(reason));
+            }
+            let packet = match Packet::decode(&mut self.rbuf, self.version, self.max_packet_size) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(shard = self.shard.id, "malformed packet: {e}");
+                    return Err(Close::Server(e.reason_code()));
+                }
+            };
+            self.handle_packet(packet, now)?;
+        }
+        Ok(())
+    }
+
+    fn handle_packet(&mut self, packet: Packet, now: Instant) -> Result<(), Close> {
+        let v = self.version;
+        match packet {
+            Packet::Publish(p) => self.on_publish(p, now)?,
+            Packet::PubAck(a) => self
+                .shard
+                .state
+                .borrow_mut()
+                .session_mut(self.slot)
+                .on_puback(a.pkid),
+            Packet::PubRec(r) => {
+                let mut st = self.shard.state.borrow_mut();
+                st.session_mut(self.slot)
+                    .on_pubrec(r.pkid, r.reason, &mut self.wbuf);
+            }
+            Packet::PubRel(r) => {
+                let known = self
+                    .shard
+                    .state
+                    .borrow_mut()
+                    .session_mut(self.slot)
+                    .on_pubrel(r.pkid);
+                let mut comp = PubComp::new(r.pkid);
+                if !known {
+                    comp.reason = ReasonCode::PacketIdentifierNotFound;
+                }
+                encode(v, Packet::PubComp(comp), &mut self.wbuf);
+            }
+            Packet::PubComp(c) => self
+                .shard
+                .state
+                .borrow_mut()
+                .session_mut(self.slot)
+                .on_pubcomp(c.pkid),
+            Packet::Subscribe(s) => self.on_subscribe(s, now),
+            Packet::Unsubscribe(u) => {
+                let mut st = self.shard.state.borrow_mut();
+                let reasons = u
+                    .filters
+                    .iter()
+                    .map(|f| {
+                        if st.unsubscribe(&self.shard.mesh, self.slot, f) {
+                            ReasonCode::Success
+                        } else {
+                            ReasonCode::NoSubscriptionExisted
+                        }
+                    })
+                    .collect();
+                encode(
+                    v,
+                    Packet::UnsubAck(UnsubAck::new(u.pkid, reasons)),
+                    &mut self.wbuf,
+                );
+            }
+            Packet::PingReq => encode(v, Packet::PingResp, &mut self.wbuf),
+            Packet::Disconnect(d) => {
+                if let Some(secs) = d.properties.session_expiry_interval() {
+                    let mut st = self.shard.state.borrow_mut();
+                    let session = st.session_mut(self.slot);
+                    // v5 3.14.2.2.2: a session that was to end with the connection
+                    // cannot be given an expiry at DISCONNECT.
+                    if session.expiry_interval == 0 && secs != 0 {
+                        return Err(Close::Server(ReasonCode::ProtocolError));
+                    }
+                    session.expiry_interval =
+                        secs.min(self.shard.config().limits.max_session_expiry);
+                }
+                return Err(if d.reason == ReasonCode::DisconnectWithWillMessage {
+                    Close::WithWill
+                } else {
+                    Close::Normal
+                });
+            }
+            // A second CONNECT, AUTH without an authentication method, or a packet
+            // only a server sends.
+            Packet::Connect(_)
+            | Packet::Auth(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp => return Err(Close::Server(ReasonCode::ProtocolError)),
+        }
+        Ok(())
+    }
+
+    fn on_publish(&mut self, p: Publish, now: Instant) -> Result<(), Close> {
+        if p.properties.topic_alias().is_some() {
+            // No Topic Alias Maximum was announced, so no alias is valid (v5 3.3.2.3.4).
+            return Err(Close::Server(ReasonCode::TopicAliasInvalid));
+        }
+        let (qos, pkid) = (p.qos, p.pkid);
+        let mut st = self.shard.state.borrow_mut();
+        let route = match qos {
+            QoS::ExactlyOnce => st
+                .session_mut(self.slot)
+                .on_incoming_qos2(pkid)
+                .map_err(|_| Close::Server(ReasonCode::ReceiveMaximumExceeded))?,
+            _ => true,
+        };
+        if route {
+            let msg = Arc::new(Message::from_publish(p, self.client_key, now));
+            st.publish(&self.shard, msg, now);
+        }
+        drop(st);
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => encode(
+                self.version,
+                Packet::PubAck(PubAck::new(pkid)),
+                &mut self.wbuf,
+            ),
+            QoS::ExactlyOnce => encode(
+                self.version,
+                Packet::PubRec(PubRec::new(pkid)),
+                &mut self.wbuf,
+            ),
+        }
+        Ok(())
+    }
+
+    fn on_subscribe(&mut self, s: crate::protocol::Subscribe, now: Instant) {
+        let sub_id = s.properties.subscription_identifiers().next();
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        let mut st = self.shard.state.borrow_mut();
+        for f in s.filters {
+            if parse_shared(&f.filter).is_some() {
+                reasons.push(ReasonCode::SharedSubscriptionsNotSupported);
+                continue;
+            }
+            let granted = f.options.qos;
+            let is_new = st.subscribe(
+                &self.shard.mesh,
+                self.slot,
+                f.filter.clone(),
+                f.options,
+                sub_id,
+                &self.handle,
+            );
+            reasons.push(match granted {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
+            let send_retained = match f.options.retain_handling {
+                RetainHandling::SendAtSubscribe => true,
+                RetainHandling::SendAtSubscribeIfNew => is_new,
+                RetainHandling::DoNotSend => false,
+            };
+            if send_retained {
+                let ids: SmallVec<[u32; 1]> = sub_id.into_iter().collect();
+                st.retained.for_each_match(&f.filter, now, |m| {
+                    retained.push(Delivery {
+                        msg: m.clone(),
+                        qos: m.qos.min(granted),
+                        retain: true,
+                        sub_ids: ids.clone(),
+                    })
+                });
+            }
+        }
+        drop(st);
+        let mut suback = BytesMut::new();
+        encode(
+            self.version,
+            Packet::SubAck(SubAck::new(s.pkid, reasons)),
+            &mut suback,
+        );
+        if self.handle.route_wait.get() > 0 {
+            self.held = Some(Box::new((suback, retained)));
+        } else {
+            self.wbuf.extend_from_slice(&suback);
+            self.enqueue(retained);
+        }
+    }
+
+    fn enqueue(&mut self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let mut st = self.shard.state.borrow_mut();
+        let session = st.session_mut(self.slot);
+        for d in deliveries {
+            session.enqueue(d);
+        }
+    }
+
+    /// Ends the connection: tells a v5 client why when the broker closes it,
+    /// publishes the will unless the client disconnected normally, and detaches
+    /// the session (or ends it).
+    async fn finish(mut self, close: Close) {
+        let now = Instant::now();
+        let owns = self.shard.state.borrow().owns(self.slot, self.generation);
+        if let Close::Server(reason) = close {
+            tracing::debug!(shard = self.shard.id, ?reason, "closing connection");
+            if self.version.is_v5() {
+                encode(
+                    self.version,
+                    Packet::Disconnect(Disconnect::new(reason)),
+                    &mut self.wbuf,
+                );
+            }
+        }
+        let will = match close {
+            Close::Normal => None,
+            Close::WithWill | Close::Server(_) | Close::Lost => self.will.take(),
+        };
+        {
+            let mut st = self.shard.state.borrow_mut();
+            let will = will.map(|w| {
+                let delay = w.properties.will_delay_interval().unwrap_or(0);
+                let msg = Arc::new(Message::from_publish(will_publish(w), self.client_key, now));
+                (msg, delay)
+            });
+            let persists = owns && st.close_session(&self.shard, self.slot, self.generation, now);
+            match will {
+                Some((msg, 0)) => st.publish(&self.shard, msg, now),
+                Some((msg, delay)) if persists => {
+                    st.defer_will(&self.shard, self.slot, msg, delay, now)
+                }
+                // The session ended with this connection: the delay is over.
+                Some((msg, _)) if owns => st.publish(&self.shard, msg, now),
+                // Taken over: a new connection to this session came within the delay.
+                Some(_) | None => {}
+            }
+        }
+        if !self.wbuf.is_empty() && close != Close::Lost {
+            flush_and_close(&mut self.stream, &self.wbuf).await;
+        }
+    }
+}
+
+fn will_publish(will: Will) -> Publish {
+    let mut properties: Properties = will.properties;
+    properties.remove(PropertyId::WillDelayInterval);
+    Publish {
+        dup: false,
+        qos: will.qos,
+        retain: will.retain,
+        topic: will.topic,
+        pkid: 0,
+        properties,
+        payload: will.payload,
+    }
+}
+
+fn encode(version: ProtocolVersion, packet: Packet, out: &mut BytesMut) {
+    packet
+        .encode(version, out)
+        .expect("packets the broker builds always encode");
+}
+
+async fn flush_and_close(stream: &mut TcpStream, bytes: &[u8]) {
+    let _ = glommio::timer::timeout(CLOSE_FLUSH, async {
+        stream.write_all(bytes).await?;
+        stream.close().await.map_err(Into::into)
+    })
+    .await;
+}

@@ -1,0 +1,201 @@
+//! Transport: the listening sockets (one SO_REUSEPORT socket per shard), the accept
+//! loop, and the first phase of every connection: reading CONNECT and handing the
+//! connection to the shard that owns its client id. `conn` is the one place where
+//! the socket meets the codec.
+
+mod conn;
+
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_lite::AsyncReadExt;
+use glommio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::protocol::{ByteStr, ConnAck, DecodeError, Packet, ProtocolVersion, ReasonCode};
+use crate::shard::{owner_shard, Shard, ShardMsg};
+
+/// Bytes read from a socket at once.
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+
+/// Binds `shards` listening sockets to the same address with SO_REUSEPORT, so the
+/// kernel spreads incoming connections across shards. With port 0 the first bind
+/// picks the port and the others join it.
+pub(crate) fn bind_reuseport(
+    addr: SocketAddr,
+    shards: usize,
+    backlog: u32,
+) -> std::io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::with_capacity(shards);
+    let mut bound = addr;
+    for _ in 0..shards {
+        let sock = Socket::new(
+            Domain::for_address(bound),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        sock.set_reuse_address(true)?;
+        sock.set_reuse_port(true)?;
+        sock.set_nonblocking(true)?;
+        sock.bind(&bound.into())?;
+        sock.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+        if bound.port() == 0 {
+            bound = sock
+                .local_addr()?
+                .as_socket()
+                .expect("an inet socket has an inet address");
+        }
+        // SAFETY: `into_raw_fd` hands over sole ownership of the descriptor.
+        fds.push(unsafe { OwnedFd::from_raw_fd(sock.into_raw_fd()) });
+    }
+    Ok(fds)
+}
+
+/// The address a listening socket is bound to.
+pub(crate) fn local_addr(fd: &OwnedFd) -> std::io::Result<SocketAddr> {
+    Ok(socket2::SockRef::from(fd)
+        .local_addr()?
+        .as_socket()
+        .expect("an inet socket has an inet address"))
+}
+
+pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(serve(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Out of descriptors or a transient error: back off briefly rather
+                // than spin.
+                tracing::warn!(shard = shard.id, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// A connection's first phase: read CONNECT within the connect timeout, then either
+/// serve it here or hand it to the shard that owns its client id.
+async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let limits = &shard.config().limits;
+    let mut rbuf = BytesMut::new();
+    let read = glommio::timer::timeout(limits.connect_timeout, async {
+        Ok(read_connect(&mut stream, &mut rbuf, limits.max_packet_size).await)
+    })
+    .await;
+    let mut connect = match read {
+        Ok(Ok(c)) => c,
+        Ok(Err(ConnectFailure::Decode(e, level))) => {
+            refuse(&mut stream, e, level).await;
+            return;
+        }
+        Ok(Err(ConnectFailure::Closed)) | Err(_) => return,
+    };
+    if connect.client_id.is_empty() {
+        // Both v3.1.1 (clean session only) and v5 allow an empty client id; the
+        // broker picks one this shard owns, so the connection stays here.
+        if !connect.clean_start && !connect.protocol.is_v5() {
+            let ack = ConnAck::new(ReasonCode::ClientIdentifierNotValid, false);
+            write_packet(&mut stream, connect.protocol, Packet::ConnAck(ack)).await;
+            return;
+        }
+        let id = shard.state.borrow_mut().assign_client_id();
+        connect.client_id = ByteStr::from(id);
+        conn::run(shard, stream, connect, rbuf, true).await;
+        return;
+    }
+    let owner = owner_shard(connect.client_id.as_bytes(), shard.shared.shards);
+    if owner == shard.id {
+        conn::run(shard, stream, connect, rbuf, false).await;
+        return;
+    }
+    match crate::shard::dup_fd(&stream) {
+        Ok(fd) => {
+            shard.mesh.send(
+                owner,
+                ShardMsg::Handoff(Box::new(crate::shard::Handoff {
+                    fd,
+                    connect,
+                    rest: rbuf,
+                })),
+            );
+        }
+        Err(e) => tracing::warn!("cannot hand a connection to shard {owner}: {e}"),
+    }
+}
+
+/// The owner shard's side of a hand-off.
+pub(crate) async fn serve_handoff(shard: Rc<Shard>, handoff: Box<crate::shard::Handoff>) {
+    let crate::shard::Handoff { fd, connect, rest } = *handoff;
+    // SAFETY: the descriptor is an owned, connected TCP socket duplicated for us.
+    let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+    conn::run(shard, stream, connect, rest, false).await;
+}
+
+enum ConnectFailure {
+    /// The first packet was not a valid CONNECT; the level is known when it was
+    /// read before the error.
+    Decode(DecodeError, Option<u8>),
+    Closed,
+}
+
+async fn read_connect(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    max_packet_size: u32,
+) -> Result<Box<crate::protocol::Connect>, ConnectFailure> {
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        match Packet::decode(rbuf, ProtocolVersion::V5, max_packet_size) {
+            Ok(Some(Packet::Connect(c))) => return Ok(c),
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+            Ok(Some(_)) => return Err(ConnectFailure::Closed),
+            Ok(None) => {}
+            Err(e) => return Err(ConnectFailure::Decode(e, connect_level(rbuf))),
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Err(ConnectFailure::Closed),
+            Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The protocol level byte of a CONNECT at the start of `buf`, if present.
+fn connect_level(buf: &[u8]) -> Option<u8> {
+    let header = crate::protocol::FixedHeader::parse(buf).ok()??;
+    let body = buf.get(header.header_len..)?;
+    let name_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    body.get(2 + name_len).copied()
+}
+
+/// Answers a CONNECT that could not be accepted, where the protocol lets us.
+async fn refuse(stream: &mut TcpStream, err: DecodeError, level: Option<u8>) {
+    match (err, level) {
+        // 3.1.1 [MQTT-3.1.2-2]: answer an unsupported level with return code 1.
+        (DecodeError::UnsupportedProtocolLevel(_), _) => {
+            let ack = ConnAck::new(ReasonCode::UnsupportedProtocolVersion, false);
+            write_packet(stream, ProtocolVersion::V3_1_1, Packet::ConnAck(ack)).await;
+        }
+        (_, Some(5)) => {
+            let ack = ConnAck::new(err.reason_code(), false);
+            write_packet(stream, ProtocolVersion::V5, Packet::ConnAck(ack)).await;
+        }
+        _ => {}
+    }
+}
+
+async fn write_packet(stream: &mut TcpStream, version: ProtocolVersion, packet: Packet) {
+    use futures_lite::AsyncWriteExt;
+    let mut out = BytesMut::new();
+    if packet.encode(version, &mut out).is_ok() {
+        let _ = glommio::timer::timeout(Duration::from_secs(1), async {
+            stream.write_all(&out).await.map_err(Into::into)
+        })
+        .await;
+    }
+}
