@@ -34,7 +34,7 @@ pub use error::{DecodeError, EncodeError};
 pub use header::{FixedHeader, PacketType};
 pub use primitives::{read_var_int, var_int_len, ByteStr, MAX_VAR_INT};
 pub use properties::{Properties, Property, PropertyContext, PropertyId};
-pub use publish::Publish;
+pub use publish::{OutgoingPublish, Publish};
 pub use reason::{ReasonCode, ReasonContext};
 pub use suback::SubAck;
 pub use subscribe::{RetainHandling, Subscribe, SubscribeFilter, SubscriptionOptions};

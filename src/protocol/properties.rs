@@ -315,7 +315,7 @@ impl Property {
     }
 
     /// Bytes on the wire, identifier included.
-    fn encoded_len(&self) -> usize {
+    pub(crate) fn encoded_len(&self) -> usize {
         use Property as P;
         1 + match self {
             P::PayloadFormatIndicator(_)
@@ -347,7 +347,7 @@ impl Property {
         }
     }
 
-    fn check(&self) -> Result<(), EncodeError> {
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
         use Property as P;
         match self {
             P::ContentType(s)
@@ -366,7 +366,7 @@ impl Property {
         }
     }
 
-    fn encode(&self, out: &mut BytesMut) {
+    pub(crate) fn encode(&self, out: &mut BytesMut) {
         use Property as P;
         out.put_u8(self.id() as u8);
         match self {

@@ -6,8 +6,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::primitives::{check_field, put_binary, Reader};
 use super::topic::check_name_chars;
 use super::{
-    put_header, ByteStr, DecodeError, EncodeError, Properties, PropertyContext, ProtocolVersion,
-    QoS,
+    put_header, ByteStr, DecodeError, EncodeError, Properties, Property, PropertyContext,
+    ProtocolVersion, QoS,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -78,6 +78,67 @@ impl Publish {
         })
     }
 
+    /// The wire form of this packet, borrowing its fields.
+    #[inline]
+    pub fn parts(&self) -> OutgoingPublish<'_> {
+        OutgoingPublish {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            pkid: self.pkid,
+            topic: self.topic.as_bytes(),
+            properties: &self.properties,
+            extra: &[],
+            payload: &self.payload,
+        }
+    }
+
+    /// The fixed header's first byte.
+    #[inline]
+    pub fn byte1(&self) -> u8 {
+        self.parts().byte1()
+    }
+
+    #[inline]
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
+        self.parts().body_len(version)
+    }
+
+    /// Bytes on the wire for `version`, fixed header included.
+    #[inline]
+    pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
+        self.parts().encoded_len(version)
+    }
+
+    #[inline]
+    pub(crate) fn encode(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        self.parts().encode(version, out)
+    }
+}
+
+/// A PUBLISH as borrowed parts: what the broker writes when it delivers one shared
+/// message to many subscribers, each with its own packet id, flags and extra
+/// properties (remaining expiry, subscription identifiers), without building a
+/// `Publish` or touching the shared buffers' reference counts.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingPublish<'a> {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    pub pkid: u16,
+    pub topic: &'a [u8],
+    /// Properties as received (v5 only; ignored for v3).
+    pub properties: &'a Properties,
+    /// Properties appended after `properties` (v5 only).
+    pub extra: &'a [Property],
+    pub payload: &'a [u8],
+}
+
+impl OutgoingPublish<'_> {
     /// The fixed header's first byte. DUP is written only for QoS 1 and 2: a QoS 0
     /// PUBLISH must not carry it (spec 3.3.1.1), just as it carries no packet identifier.
     #[inline]
@@ -87,15 +148,26 @@ impl Publish {
     }
 
     #[inline]
-    pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
+    fn props_len(&self) -> usize {
+        self.properties.body_len() + self.extra.iter().map(Property::encoded_len).sum::<usize>()
+    }
+
+    #[inline]
+    fn body_len_with(&self, version: ProtocolVersion, props_len: usize) -> usize {
         let mut len = 2 + self.topic.len() + self.payload.len();
         if self.qos != QoS::AtMostOnce {
             len += 2;
         }
         if version.is_v5() {
-            len += self.properties.encoded_len();
+            len += super::var_int_len(props_len) + props_len;
         }
         len
+    }
+
+    #[inline]
+    pub(crate) fn body_len(&self, version: ProtocolVersion) -> usize {
+        let props = if version.is_v5() { self.props_len() } else { 0 };
+        self.body_len_with(version, props)
     }
 
     /// Bytes on the wire for `version`, fixed header included.
@@ -105,12 +177,9 @@ impl Publish {
         1 + super::var_int_len(body) + body
     }
 
+    /// Appends the packet to `out`.
     #[inline]
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         check_field(self.topic.len())?;
         if self.qos != QoS::AtMostOnce && self.pkid == 0 {
             return Err(EncodeError::ZeroPacketId);
@@ -118,26 +187,23 @@ impl Publish {
         let v5 = version.is_v5();
         let props_len = if v5 {
             self.properties.check()?;
-            self.properties.body_len()
+            self.extra.iter().try_for_each(Property::check)?;
+            self.props_len()
         } else {
             0
         };
-        let mut body = 2 + self.topic.len() + self.payload.len();
-        if self.qos != QoS::AtMostOnce {
-            body += 2;
-        }
-        if v5 {
-            body += super::var_int_len(props_len) + props_len;
-        }
-        put_header(out, self.byte1(), body)?;
-        put_binary(out, self.topic.as_bytes());
+        put_header(out, self.byte1(), self.body_len_with(version, props_len))?;
+        put_binary(out, self.topic);
         if self.qos != QoS::AtMostOnce {
             out.put_u16(self.pkid);
         }
         if v5 {
             self.properties.encode(props_len, out);
+            for p in self.extra {
+                p.encode(out);
+            }
         }
-        out.put_slice(&self.payload);
+        out.put_slice(self.payload);
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use smallvec::SmallVec;
 
 use crate::message::Message;
 use crate::protocol::{
-    ByteStr, Packet, Properties, Property, ProtocolVersion, PubRel, Publish, QoS, ReasonCode,
+    ByteStr, OutgoingPublish, Packet, Property, ProtocolVersion, PubRel, QoS, ReasonCode,
     SubscriptionOptions,
 };
 
@@ -399,39 +399,48 @@ impl Session {
     }
 }
 
-fn outgoing_publish(
+/// The per-subscriber properties added to a forwarded message (v5): the remaining
+/// expiry and the matching subscription identifiers.
+fn extra_properties(
     version: ProtocolVersion,
     d: &Delivery,
+    now: Instant,
+) -> SmallVec<[Property; 2]> {
+    let mut extra = SmallVec::new();
+    if version.is_v5() {
+        if let Some(left) = d.msg.remaining_expiry(now) {
+            extra.push(Property::MessageExpiryInterval(left));
+        }
+        extra.extend(
+            d.sub_ids
+                .iter()
+                .map(|id| Property::SubscriptionIdentifier(*id)),
+        );
+    }
+    extra
+}
+
+fn outgoing<'a>(
+    d: &'a Delivery,
+    extra: &'a [Property],
     pkid: u16,
     dup: bool,
-    now: Instant,
-) -> Publish {
-    let mut properties = Properties::new();
-    if version.is_v5() {
-        let msg = &d.msg;
-        if !msg.properties.is_empty() || msg.expires_at.is_some() || !d.sub_ids.is_empty() {
-            properties = msg.properties.clone();
-            if let Some(left) = msg.remaining_expiry(now) {
-                properties.push(Property::MessageExpiryInterval(left));
-            }
-            for id in &d.sub_ids {
-                properties.push(Property::SubscriptionIdentifier(*id));
-            }
-        }
-    }
-    Publish {
+) -> OutgoingPublish<'a> {
+    OutgoingPublish {
         dup,
         qos: d.qos,
         retain: d.retain,
-        topic: d.msg.topic.clone(),
         pkid,
-        properties,
-        payload: d.msg.payload.clone(),
+        topic: d.msg.topic.as_bytes(),
+        properties: &d.msg.properties,
+        extra,
+        payload: &d.msg.payload,
     }
 }
 
 fn outgoing_len(version: ProtocolVersion, d: &Delivery, now: Instant) -> usize {
-    outgoing_publish(version, d, 1, false, now).encoded_len(version)
+    let extra = extra_properties(version, d, now);
+    outgoing(d, &extra, 1, false).encoded_len(version)
 }
 
 fn encode_publish(
@@ -442,9 +451,9 @@ fn encode_publish(
     now: Instant,
     out: &mut BytesMut,
 ) {
-    let p = outgoing_publish(version, d, pkid, dup, now);
+    let extra = extra_properties(version, d, now);
     // A routed message was decoded from a valid packet, so it re-encodes.
-    Packet::Publish(p)
+    outgoing(d, &extra, pkid, dup)
         .encode(version, out)
         .expect("a routed message always encodes");
 }

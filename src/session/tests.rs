@@ -7,7 +7,7 @@ use bytes::BytesMut;
 use smallvec::smallvec;
 
 use super::*;
-use crate::protocol::{Packet, ProtocolVersion};
+use crate::protocol::{Packet, Properties, ProtocolVersion};
 
 fn limits() -> SessionLimits {
     SessionLimits {

@@ -107,6 +107,8 @@ pub(crate) struct Shard {
     /// The read buffer every connection on this shard reads into before copying
     /// the bytes it got into its own buffer: idle connections hold no read buffer.
     pub scratch: std::cell::RefCell<Box<[u8]>>,
+    /// Connections past CONNECT currently served by this shard.
+    pub connections: std::cell::Cell<usize>,
 }
 
 impl Shard {
@@ -298,6 +300,7 @@ async fn run_shard(
         shared,
         start,
         scratch: std::cell::RefCell::new(vec![0u8; transport::READ_CHUNK].into_boxed_slice()),
+        connections: std::cell::Cell::new(0),
     });
     // Each end connects in its own task: a connect waits for the peer's end.
     for (peer, tx) in txs.into_iter().enumerate() {

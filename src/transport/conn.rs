@@ -82,6 +82,15 @@ pub(super) async fn run(
     let v5 = version.is_v5();
     let mut wbuf = BytesMut::new();
 
+    if shard.connections.get() >= limits.max_connections_per_shard {
+        // v3 carries this as return code 3, "server unavailable".
+        let ack = ConnAck::new(ReasonCode::ServerBusy, false);
+        let _ = Packet::ConnAck(ack).encode(version, &mut wbuf);
+        flush_and_close(&mut stream, &wbuf).await;
+        return;
+    }
+    let _counted = Counted::new(shard.clone());
+
     if v5 && connect.properties.authentication_method().is_some() {
         // No enhanced authentication method is configured.
         let ack = ConnAck::new(ReasonCode::BadAuthenticationMethod, false);
@@ -501,6 +510,22 @@ impl Conn {
         if !self.wbuf.is_empty() && close != Close::Lost {
             flush_and_close(&mut self.stream, &self.wbuf).await;
         }
+    }
+}
+
+/// Counts a live connection on its shard for as long as it exists.
+struct Counted(Rc<Shard>);
+
+impl Counted {
+    fn new(shard: Rc<Shard>) -> Counted {
+        shard.connections.set(shard.connections.get() + 1);
+        Counted(shard)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
     }
 }
 

@@ -157,3 +157,25 @@ fn authentication_method_without_authenticator_is_refused() {
     let (_, ack) = Client::connect_with(b.local_addr(), connect);
     assert_eq!(ack.reason, ReasonCode::BadAuthenticationMethod);
 }
+
+#[test]
+fn connection_limit_refuses_with_server_busy() {
+    let b = broker_with(2, |c| c.limits.max_connections_per_shard = 1);
+    let id = id_on(0, 2, "limit");
+    let _first = Client::new(b.local_addr(), ProtocolVersion::V5, &id);
+    let (_, ack) = Client::connect(b.local_addr(), ProtocolVersion::V5, &id_on(0, 2, "limit2"));
+    assert_eq!(ack.reason, ReasonCode::ServerBusy);
+    let (_, ack) = Client::connect(
+        b.local_addr(),
+        ProtocolVersion::V3_1_1,
+        &id_on(0, 2, "limit3"),
+    );
+    assert_eq!(
+        ack.reason,
+        ReasonCode::ServerUnavailable,
+        "v3 return code 3"
+    );
+    // The other shard has room.
+    let (_, ack) = Client::connect(b.local_addr(), ProtocolVersion::V5, &id_on(1, 2, "limit4"));
+    assert_eq!(ack.reason, ReasonCode::Success);
+}
