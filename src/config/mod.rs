@@ -52,6 +52,8 @@ pub struct Limits {
     pub max_session_expiry: u32,
     /// Concurrent client connections per shard.
     pub max_connections_per_shard: usize,
+    /// Topic aliases a v5 client may set on one connection (0: none).
+    pub topic_alias_maximum: u16,
 }
 
 impl Default for Limits {
@@ -66,6 +68,7 @@ impl Default for Limits {
             max_keepalive: u16::MAX,
             max_session_expiry: u32::MAX,
             max_connections_per_shard: 1_000_000,
+            topic_alias_maximum: 64,
         }
     }
 }

@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::message::Message;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{
-    ConnAck, Connect, Disconnect, Packet, Properties, Property, PropertyId, ProtocolVersion,
-    PubAck, PubComp, PubRec, Publish, QoS, ReasonCode, RetainHandling, SubAck, UnsubAck, Will,
+    ByteStr, ConnAck, Connect, Disconnect, Packet, Properties, Property, PropertyId,
+    ProtocolVersion, PubAck, PubComp, PubRec, Publish, QoS, ReasonCode, RetainHandling, SubAck,
+    UnsubAck, Will,
 };
 use crate::session::Delivery;
 use crate::shard::{client_key, ConnHandle, Shard};
@@ -65,6 +67,9 @@ struct Conn {
     /// confirmed by every shard.
     held: Option<Box<(BytesMut, Vec<Delivery>)>>,
     max_packet_size: u32,
+    /// Topic aliases the client set (v5), up to `topic_alias_maximum`.
+    aliases: HashMap<u16, ByteStr>,
+    topic_alias_maximum: u16,
 }
 
 /// Serves an accepted CONNECT to the end of the connection.
@@ -145,6 +150,9 @@ pub(super) async fn run(
             p.push(Property::ReceiveMaximum(limits.receive_maximum));
             p.push(Property::MaximumPacketSize(limits.max_packet_size));
             p.push(Property::SharedSubscriptionAvailable(0));
+            if limits.topic_alias_maximum > 0 {
+                p.push(Property::TopicAliasMaximum(limits.topic_alias_maximum));
+            }
             if let Some(k) = server_keep_alive {
                 p.push(Property::ServerKeepAlive(k));
             }
@@ -180,6 +188,8 @@ pub(super) async fn run(
         wbuf,
         held: None,
         max_packet_size: limits.max_packet_size,
+        aliases: HashMap::new(),
+        topic_alias_maximum: if v5 { limits.topic_alias_maximum } else { 0 },
     };
     drop(connect);
     let close = poll_fn(|cx| conn.poll_run(cx)).await;
@@ -366,10 +376,9 @@ impl Conn {
         Ok(())
     }
 
-    fn on_publish(&mut self, p: Publish, now: Instant) -> Result<(), Close> {
-        if p.properties.topic_alias().is_some() {
-            // No Topic Alias Maximum was announced, so no alias is valid (v5 3.3.2.3.4).
-            return Err(Close::Server(ReasonCode::TopicAliasInvalid));
+    fn on_publish(&mut self, mut p: Publish, now: Instant) -> Result<(), Close> {
+        if let Some(alias) = p.properties.topic_alias() {
+            self.resolve_alias(alias, &mut p)?;
         }
         let (qos, pkid) = (p.qos, p.pkid);
         let mut st = self.shard.state.borrow_mut();
@@ -397,6 +406,23 @@ impl Conn {
                 Packet::PubRec(PubRec::new(pkid)),
                 &mut self.wbuf,
             ),
+        }
+        Ok(())
+    }
+
+    /// Applies a v5 Topic Alias (3.3.2.3.4): a PUBLISH with a topic sets the alias,
+    /// one with an empty topic uses it.
+    fn resolve_alias(&mut self, alias: u16, p: &mut Publish) -> Result<(), Close> {
+        if alias == 0 || alias > self.topic_alias_maximum {
+            return Err(Close::Server(ReasonCode::TopicAliasInvalid));
+        }
+        if p.topic.is_empty() {
+            match self.aliases.get(&alias) {
+                Some(topic) => p.topic = topic.clone(),
+                None => return Err(Close::Server(ReasonCode::ProtocolError)),
+            }
+        } else {
+            self.aliases.insert(alias, p.topic.clone());
         }
         Ok(())
     }

@@ -321,27 +321,60 @@ fn acks_from_the_broker_carry_reason_success() {
 }
 
 #[test]
-fn topic_alias_without_a_maximum_closes_with_0x94() {
-    let b = broker();
+fn topic_aliases_from_the_client() {
+    let b = broker_with(2, |c| c.limits.topic_alias_maximum = 4);
     let addr = b.local_addr();
     for shard in 0..2 {
         let topic = format!("alias/{shard}");
         let mut sub = Client::new(addr, V5, &id_on(1 - shard, 2, "alias-sub"));
         sub.subscribe(&topic, QoS::AtMostOnce);
         let (mut c, ack) = Client::connect(addr, V5, &id_on(shard, 2, "alias"));
-        // The broker announces no Topic Alias Maximum, so it accepts no alias
-        // (v5 3.2.2.3.8, 3.3.2.3.4).
-        assert_eq!(ack.properties.topic_alias_maximum().unwrap_or(0), 0);
-        let props = Properties::from_vec(vec![Property::TopicAlias(1)]);
+        assert_eq!(ack.properties.topic_alias_maximum(), Some(4));
+        let alias = |n| Properties::from_vec(vec![Property::TopicAlias(n)]);
+        // Set alias 4 with the topic, then use it with an empty topic.
+        c.send(Packet::Publish(publish_with(
+            &topic,
+            b"set",
+            QoS::AtMostOnce,
+            alias(4),
+        )));
+        c.send(Packet::Publish(publish_with(
+            "",
+            b"use",
+            QoS::AtMostOnce,
+            alias(4),
+        )));
+        for want in [&b"set"[..], b"use"] {
+            let got = sub.recv_publish();
+            assert_eq!(
+                (got.topic.as_str(), &got.payload[..]),
+                (topic.as_str(), want)
+            );
+            assert_eq!(got.properties.topic_alias(), None, "aliases are per hop");
+        }
+        // An alias above the announced maximum closes with 0x94 (v5 3.3.2.3.4).
         c.send(Packet::Publish(publish_with(
             &topic,
             b"x",
             QoS::AtMostOnce,
-            props,
+            alias(5),
         )));
         let seen = c.closed_within(WAIT).expect("connection closed");
         assert!(
             matches!(&seen[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::TopicAliasInvalid),
+            "shard {shard}: {seen:?}"
+        );
+        // An alias never set, with an empty topic, is a protocol error.
+        let (mut c, _) = Client::connect(addr, V5, &id_on(shard, 2, "alias2"));
+        c.send(Packet::Publish(publish_with(
+            "",
+            b"x",
+            QoS::AtMostOnce,
+            alias(2),
+        )));
+        let seen = c.closed_within(WAIT).expect("connection closed");
+        assert!(
+            matches!(&seen[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
             "shard {shard}: {seen:?}"
         );
         sub.expect_nothing(QUIET);
