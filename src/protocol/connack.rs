@@ -27,8 +27,11 @@ impl ConnAck {
     }
 
     pub(crate) fn decode(mut r: Reader, version: ProtocolVersion) -> Result<ConnAck, DecodeError> {
-        let flags = r.u8()?;
-        if flags & 0xfe != 0 {
+        let mut flags = r.u8()?;
+        if version == ProtocolVersion::V3_1 {
+            // MQTT 3.1 has no acknowledge flags: the whole byte is reserved.
+            flags = 0;
+        } else if flags & 0xfe != 0 {
             return Err(DecodeError::InvalidConnAckFlags);
         }
         let code = r.u8()?;
