@@ -33,6 +33,8 @@ use crate::shard::{client_key, ConnHandle, Shard};
 /// Output bytes buffered for one connection before it stops reading and filling:
 /// a client that does not read cannot make the broker buffer without bound.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Buffer capacity an idle connection may keep.
+const IDLE_BUFFER: usize = 4096;
 /// Read/handle/write rounds before the task yields to others.
 const ROUNDS_PER_POLL: usize = 16;
 /// How long the final writes (DISCONNECT, pending acks) may take at close.
@@ -218,6 +220,10 @@ impl Conn {
                     self.wbuf.extend_from_slice(&suback);
                     self.enqueue(deliveries);
                     progress = true;
+                    // Packets that arrived behind the SUBSCRIBE waited for it.
+                    if let Err(close) = self.process(now) {
+                        return Poll::Ready(close);
+                    }
                 }
             }
 
@@ -259,15 +265,24 @@ impl Conn {
                     Poll::Pending => break,
                 }
             }
-            if self.wbuf.is_empty() && self.wbuf.capacity() > 2 * WRITE_HIGH_WATER {
-                self.wbuf = BytesMut::new();
-            }
             if !progress {
+                self.release_idle_buffers();
                 return Poll::Pending;
             }
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// An idle connection keeps no buffer memory: what a burst allocated is returned
+    /// once everything is handled and written.
+    fn release_idle_buffers(&mut self) {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > IDLE_BUFFER {
+            self.wbuf = BytesMut::new();
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER {
+            self.rbuf = BytesMut::new();
+        }
     }
 
     /// Handles every complete packet in the read buffer.
