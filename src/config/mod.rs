@@ -86,6 +86,9 @@ pub struct Config {
     pub ring_depth: usize,
     /// Listen backlog per shard socket.
     pub backlog: u32,
+    /// Sent as Response Information to v5 clients that request it, followed by the
+    /// client id: the base of the client's response topics (empty: never sent).
+    pub response_information: String,
     pub limits: Limits,
 }
 
@@ -97,6 +100,7 @@ impl Default for Config {
             io_memory: 1024 * 1024,
             ring_depth: 128,
             backlog: 1024,
+            response_information: "response/".to_string(),
             limits: Limits::default(),
         }
     }

@@ -72,6 +72,10 @@ struct Conn {
     /// Topic aliases the client set (v5), up to `topic_alias_maximum`.
     aliases: HashMap<u16, ByteStr>,
     topic_alias_maximum: u16,
+    /// Whether a v5 client wants reason strings (Request Problem Information).
+    problem_information: bool,
+    /// What went wrong, for the reason string of the DISCONNECT the broker sends.
+    close_detail: Option<String>,
 }
 
 /// Serves an accepted CONNECT to the end of the connection.
@@ -155,6 +159,16 @@ pub(super) async fn run(
             if limits.topic_alias_maximum > 0 {
                 p.push(Property::TopicAliasMaximum(limits.topic_alias_maximum));
             }
+            if connect.properties.request_response_information() == Some(1)
+                && !shard.config().response_information.is_empty()
+            {
+                let info = format!(
+                    "{}{}",
+                    shard.config().response_information,
+                    connect.client_id
+                );
+                p.push(Property::ResponseInformation(info.into()));
+            }
             if let Some(k) = server_keep_alive {
                 p.push(Property::ServerKeepAlive(k));
             }
@@ -192,6 +206,8 @@ pub(super) async fn run(
         max_packet_size: limits.max_packet_size,
         aliases: HashMap::new(),
         topic_alias_maximum: if v5 { limits.topic_alias_maximum } else { 0 },
+        problem_information: connect.properties.request_problem_information() != Some(0),
+        close_detail: None,
     };
     drop(connect);
     let close = poll_fn(|cx| conn.poll_run(cx)).await;
@@ -298,6 +314,7 @@ impl Conn {
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(shard = self.shard.id, "malformed packet: {e}");
+                    self.close_detail = Some(e.to_string());
                     return Err(Close::Server(e.reason_code()));
                 }
             };
@@ -368,6 +385,8 @@ impl Conn {
                     // v5 3.14.2.2.2: a session that was to end with the connection
                     // cannot be given an expiry at DISCONNECT.
                     if session.expiry_interval == 0 && secs != 0 {
+                        self.close_detail =
+                            Some("session expiry set at DISCONNECT after 0 at CONNECT".into());
                         return Err(Close::Server(ReasonCode::ProtocolError));
                     }
                     session.expiry_interval =
@@ -386,7 +405,13 @@ impl Conn {
             | Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
-            | Packet::PingResp => return Err(Close::Server(ReasonCode::ProtocolError)),
+            | Packet::PingResp => {
+                self.close_detail = Some(format!(
+                    "{:?} is not accepted from a client here",
+                    packet.packet_type()
+                ));
+                return Err(Close::Server(ReasonCode::ProtocolError));
+            }
         }
         Ok(())
     }
@@ -434,7 +459,10 @@ impl Conn {
         if p.topic.is_empty() {
             match self.aliases.get(&alias) {
                 Some(topic) => p.topic = topic.clone(),
-                None => return Err(Close::Server(ReasonCode::ProtocolError)),
+                None => {
+                    self.close_detail = Some(format!("topic alias {alias} was never set"));
+                    return Err(Close::Server(ReasonCode::ProtocolError));
+                }
             }
         } else {
             self.aliases.insert(alias, p.topic.clone());
@@ -518,11 +546,15 @@ impl Conn {
         if let Close::Server(reason) = close {
             tracing::debug!(shard = self.shard.id, ?reason, "closing connection");
             if self.version.is_v5() {
-                encode(
-                    self.version,
-                    Packet::Disconnect(Disconnect::new(reason)),
-                    &mut self.wbuf,
-                );
+                let mut d = Disconnect::new(reason);
+                if self.problem_information {
+                    let text = self
+                        .close_detail
+                        .take()
+                        .unwrap_or_else(|| reason_text(reason).to_string());
+                    d.properties.push(Property::ReasonString(text.into()));
+                }
+                encode(self.version, Packet::Disconnect(d), &mut self.wbuf);
             }
         }
         let will = match close {
@@ -551,6 +583,20 @@ impl Conn {
         if !self.wbuf.is_empty() && close != Close::Lost {
             flush_and_close(&mut self.stream, &self.wbuf).await;
         }
+    }
+}
+
+/// The reason string for a DISCONNECT the broker sends.
+fn reason_text(reason: ReasonCode) -> &'static str {
+    match reason {
+        ReasonCode::KeepAliveTimeout => "no packet within 1.5 times the keep alive",
+        ReasonCode::SessionTakenOver => "another connection took over this client id",
+        ReasonCode::TopicAliasInvalid => "topic alias 0 or above the topic alias maximum",
+        ReasonCode::ReceiveMaximumExceeded => {
+            "more unreleased QoS 2 messages than the receive maximum"
+        }
+        ReasonCode::ProtocolError => "packet not allowed here",
+        _ => "closed by the broker",
     }
 }
 

@@ -179,3 +179,44 @@ fn connection_limit_refuses_with_server_busy() {
     let (_, ack) = Client::connect(b.local_addr(), ProtocolVersion::V5, &id_on(1, 2, "limit4"));
     assert_eq!(ack.reason, ReasonCode::Success);
 }
+
+#[test]
+fn response_information_on_request() {
+    let b = broker();
+    let mut connect = Connect::new(ProtocolVersion::V5, "asker");
+    connect
+        .properties
+        .push(Property::RequestResponseInformation(1));
+    let (_, ack) = Client::connect_with(b.local_addr(), connect);
+    assert_eq!(
+        ack.properties.response_information().as_deref(),
+        Some("response/asker")
+    );
+    let (_, ack) = Client::connect(b.local_addr(), ProtocolVersion::V5, "not-asking");
+    assert_eq!(ack.properties.response_information(), None);
+}
+
+#[test]
+fn reason_strings_only_when_problem_information_is_requested() {
+    let b = broker();
+    for (request, want_string) in [(None, true), (Some(1), true), (Some(0), false)] {
+        let mut connect = Connect::new(ProtocolVersion::V5, "problem");
+        if let Some(v) = request {
+            connect
+                .properties
+                .push(Property::RequestProblemInformation(v));
+        }
+        let (mut c, _) = Client::connect_with(b.local_addr(), connect);
+        c.send(Packet::PingResp);
+        let seen = c.closed_within(WAIT).expect("closed");
+        let [Packet::Disconnect(d)] = &seen[..] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(d.reason, ReasonCode::ProtocolError);
+        assert_eq!(
+            d.properties.reason_string().is_some(),
+            want_string,
+            "{request:?}"
+        );
+    }
+}
