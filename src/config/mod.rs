@@ -89,6 +89,8 @@ pub struct Config {
     /// Sent as Response Information to v5 clients that request it, followed by the
     /// client id: the base of the client's response topics (empty: never sent).
     pub response_information: String,
+    /// How a shard picks among its members of a shared subscription group.
+    pub shared_strategy: crate::shard::SharedStrategy,
     pub limits: Limits,
 }
 
@@ -101,6 +103,7 @@ impl Default for Config {
             ring_depth: 128,
             backlog: 1024,
             response_information: "response/".to_string(),
+            shared_strategy: crate::shard::SharedStrategy::default(),
             limits: Limits::default(),
         }
     }

@@ -92,8 +92,21 @@ pub fn check_utf8(data: &[u8]) -> Result<(), DecodeError> {
 
 /// A UTF-8 Encoded String held as shared bytes: validated once, sliced from the
 /// received frame without copying, cloned by reference count.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteStr(Bytes);
+
+// Hashes as the `str` it holds, so maps keyed by `ByteStr` can be looked up by `&str`.
+impl std::hash::Hash for ByteStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<str> for ByteStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
 
 impl ByteStr {
     /// A string from a static literal.

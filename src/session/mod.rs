@@ -31,6 +31,9 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers of every matching subscription (v5).
     pub sub_ids: SmallVec<[u32; 1]>,
+    /// The shared subscription group (`$share/...`) it was dispatched for: if this
+    /// client goes away before acknowledging it, another member gets it.
+    pub shared: Option<ByteStr>,
 }
 
 /// One subscription as the session sees it. `key` is the router's handle.
@@ -39,7 +42,10 @@ pub struct Subscription {
     pub filter: ByteStr,
     pub options: SubscriptionOptions,
     pub id: Option<u32>,
+    /// The router's handle (unused for shared subscriptions).
     pub key: u32,
+    /// A `$share/{group}/{filter}` subscription.
+    pub shared: bool,
 }
 
 /// Bounds on what one session may hold.
@@ -388,6 +394,39 @@ impl Session {
     /// PUBREL from the client: releases the packet id. Returns whether it was known.
     pub fn on_pubrel(&mut self, pkid: u16) -> bool {
         self.incoming_qos2.remove(&pkid)
+    }
+
+    /// Takes out the deliveries made for shared subscriptions that this client has
+    /// not completed (queued, or sent and unacknowledged), for another member.
+    /// A QoS 2 message whose PUBREC arrived stays: the client has it.
+    pub fn take_shared(&mut self) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.inflight.len() {
+            let e = &self.inflight[i];
+            if e.stage == Stage::Published && e.delivery.shared.is_some() {
+                let e = self.inflight.remove(i).expect("index in range");
+                out.push(e.delivery);
+            } else {
+                i += 1;
+            }
+        }
+        let mut kept = VecDeque::with_capacity(self.queue.len());
+        for d in self.queue.drain(..) {
+            if d.shared.is_some() {
+                self.queued_bytes -= d.msg.cost();
+                out.push(d);
+            } else {
+                kept.push_back(d);
+            }
+        }
+        self.queue = kept;
+        out
+    }
+
+    /// Messages queued and in flight: the load least-loaded dispatch compares.
+    pub fn load(&self) -> usize {
+        self.queue.len() + self.inflight.len()
     }
 
     /// Drops everything queued and in flight (session replaced by a clean one).

@@ -40,6 +40,7 @@ fn delivery(topic: &str, qos: QoS) -> Delivery {
         qos,
         retain: false,
         sub_ids: SmallVec::new(),
+        shared: None,
     }
 }
 

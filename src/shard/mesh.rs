@@ -49,6 +49,21 @@ pub(crate) enum ShardMsg {
         filter: ByteStr,
         from: u16,
     },
+    /// The sender's member count for a shared subscription group; acknowledge
+    /// with `token` when present (the group's first member there).
+    SharedMembers {
+        key: ByteStr,
+        filter: ByteStr,
+        from: u16,
+        count: u32,
+        token: Option<u64>,
+    },
+    /// A message for one member of a shared subscription group on this shard.
+    SharedDeliver {
+        key: ByteStr,
+        msg: Arc<Message>,
+        hops: u8,
+    },
     /// A connection whose client id this shard owns.
     Handoff(Box<Handoff>),
 }

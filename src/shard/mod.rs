@@ -23,6 +23,7 @@
 //! anywhere after the SUBACK reaches the subscriber.
 
 mod mesh;
+mod shared;
 mod slab;
 mod state;
 pub mod timer;
@@ -41,6 +42,7 @@ use crate::config::Config;
 use crate::transport;
 
 pub(crate) use mesh::{Handoff, Mesh, ShardMsg};
+pub use shared::SharedStrategy;
 pub(crate) use state::{ConnHandle, SessionRequest, State};
 
 /// The shard's timer resolution.

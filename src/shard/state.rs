@@ -19,6 +19,7 @@ use crate::router::Trie;
 use crate::session::{Delivery, Enqueued, Session, SessionLimits, Subscription};
 
 use super::mesh::{Mesh, ShardMsg};
+use super::shared::{Member, SharedGroups};
 use super::slab::Slab;
 use super::timer::TimerWheel;
 use super::{Shard, TICK};
@@ -129,6 +130,7 @@ pub(crate) struct State {
     clients: HashMap<ByteStr, u32>,
     subs: Slab<SubRecord>,
     trie: Trie<u32>,
+    shared: SharedGroups,
     routes: Trie<u16>,
     pub retained: RetainedStore,
     wheel: TimerWheel<Timer>,
@@ -156,6 +158,7 @@ impl State {
             clients: HashMap::new(),
             subs: Slab::default(),
             trie: Trie::new(),
+            shared: SharedGroups::new(id, config.cores.len(), config.shared_strategy),
             routes: Trie::new(),
             retained: RetainedStore::new(),
             wheel: TimerWheel::new(4096, 0),
@@ -275,6 +278,10 @@ impl State {
             }
             secs => {
                 entry.session.detach();
+                let redo = entry.session.take_shared();
+                for d in redo {
+                    self.redispatch(shard, d, slot);
+                }
                 if secs != u32::MAX {
                     let deadline = now_tick + u64::from(secs) * TICKS_PER_SEC;
                     self.wheel
@@ -312,15 +319,24 @@ impl State {
             return;
         };
         for sub in entry.session.take_subscriptions() {
-            self.drop_subscription(&shard.mesh, &sub);
+            self.drop_subscription(&shard.mesh, slot, &sub);
         }
         self.clients.remove(&entry.session.client_id);
+        for d in entry.session.take_shared() {
+            self.redispatch(shard, d, slot);
+        }
         if let Some(will) = entry.pending_will.take() {
             self.publish(shard, will, now);
         }
     }
 
-    fn drop_subscription(&mut self, mesh: &Mesh, sub: &Subscription) {
+    fn drop_subscription(&mut self, mesh: &Mesh, slot: u32, sub: &Subscription) {
+        if sub.shared {
+            if let Some(count) = self.shared.leave(&sub.filter, slot) {
+                self.announce_members(mesh, &sub.filter, count, None);
+            }
+            return;
+        }
         self.subs.remove(sub.key);
         if self.trie.remove(&sub.filter, sub.key) && self.shards > 1 {
             for peer in (0..self.shards).filter(|&p| p != self.id) {
@@ -358,6 +374,7 @@ impl State {
                 options,
                 id,
                 key,
+                shared: false,
             });
             return false;
         }
@@ -371,6 +388,7 @@ impl State {
             options,
             id,
             key,
+            shared: false,
         });
         if self.trie.insert(&filter, key) && self.shards > 1 {
             self.next_token += 1;
@@ -397,7 +415,7 @@ impl State {
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
         match entry.session.remove_subscription(filter) {
             Some(sub) => {
-                self.drop_subscription(mesh, &sub);
+                self.drop_subscription(mesh, slot, &sub);
                 true
             }
             None => false,
@@ -417,6 +435,11 @@ impl State {
             None
         };
         self.deliver_local(&msg);
+        let mut groups: SmallVec<[u32; 4]> = SmallVec::new();
+        self.shared.matching(&msg.topic, |g| groups.push(g));
+        for gid in groups {
+            self.dispatch_shared(shard, gid, &msg, 0, None, 0);
+        }
         if self.shards > 1 {
             let mut mask: u128 = 0;
             self.routes.match_topic(&msg.topic, |s| mask |= 1u128 << s);
@@ -480,6 +503,7 @@ impl State {
                 qos: qos.min(msg.qos),
                 retain: retain_as_published && msg.retain,
                 sub_ids,
+                shared: None,
             };
             match entry.session.enqueue(delivery) {
                 Enqueued::Queued => {
@@ -491,6 +515,157 @@ impl State {
                 Enqueued::DroppedQoS0 | Enqueued::DroppedFull => self.stats.dropped += 1,
             }
         }
+    }
+
+    /// Adds a member to a shared subscription group. Returns whether the
+    /// subscription is new. The group's first member on this shard is announced to
+    /// every other shard and `handle.route_wait` counts until they all confirm.
+    pub fn subscribe_shared(
+        &mut self,
+        mesh: &Mesh,
+        slot: u32,
+        key: ByteStr,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+        handle: &Rc<ConnHandle>,
+    ) -> bool {
+        let Some(filter) =
+            crate::protocol::topic::parse_shared(&key).map(|s| ByteStr::from(s.filter))
+        else {
+            return false;
+        };
+        let entry = self.sessions.get_mut(slot).expect("a bound session exists");
+        let replaced = entry.session.add_subscription(Subscription {
+            filter: key.clone(),
+            options,
+            id,
+            key: u32::MAX,
+            shared: true,
+        });
+        let count = self
+            .shared
+            .join(&key, &filter, Member { slot, options, id });
+        let token = (count == 1 && self.shards > 1).then(|| {
+            self.next_token += 1;
+            let token = self.next_token;
+            self.route_tokens
+                .insert(token, (Rc::downgrade(handle), self.shards - 1));
+            handle.route_wait.set(handle.route_wait.get() + 1);
+            token
+        });
+        self.announce_members(mesh, &key, count, token);
+        replaced.is_none()
+    }
+
+    fn announce_members(&mut self, mesh: &Mesh, key: &ByteStr, count: u32, token: Option<u64>) {
+        if self.shards == 1 {
+            return;
+        }
+        let filter = match crate::protocol::topic::parse_shared(key) {
+            Some(s) => ByteStr::from(s.filter),
+            None => return,
+        };
+        for peer in (0..self.shards).filter(|&p| p != self.id) {
+            mesh.send(
+                peer,
+                ShardMsg::SharedMembers {
+                    key: key.clone(),
+                    filter: filter.clone(),
+                    from: self.id as u16,
+                    count,
+                    token,
+                },
+            );
+        }
+    }
+
+    /// Sends `msg` to one member of group `gid`: on this shard when the weighted
+    /// turn falls here, else to the shard whose turn it is. `exclude` holds shards
+    /// already tried; `skip` a member that must not get it (it is leaving).
+    fn dispatch_shared(
+        &mut self,
+        shard: &Shard,
+        gid: u32,
+        msg: &Arc<Message>,
+        mut exclude: u128,
+        skip: Option<u32>,
+        hops: u8,
+    ) {
+        while let Some(target) = self.shared.pick_shard(gid, exclude) {
+            if target != self.id {
+                let key = self.shared.key(gid).expect("group exists").clone();
+                self.stats.mesh_out += 1;
+                shard.mesh.send(
+                    target,
+                    ShardMsg::SharedDeliver {
+                        key,
+                        msg: msg.clone(),
+                        hops: hops + 1,
+                    },
+                );
+                return;
+            }
+            if self.deliver_shared_local(gid, msg, skip) {
+                return;
+            }
+            exclude |= 1u128 << self.id;
+        }
+        self.stats.dropped += 1;
+    }
+
+    /// Gives `msg` to one local member of group `gid`; false if none could take it.
+    fn deliver_shared_local(
+        &mut self,
+        gid: u32,
+        msg: &Arc<Message>,
+        mut skip: Option<u32>,
+    ) -> bool {
+        let key = match self.shared.key(gid) {
+            Some(k) => k.clone(),
+            None => return false,
+        };
+        // A member whose queue is full is passed over for the next one.
+        for _ in 0..4 {
+            let sessions = &self.sessions;
+            let online = |slot: u32| sessions.get(slot).is_some_and(|e| e.conn.is_some());
+            let load = |slot: u32| sessions.get(slot).map_or(usize::MAX, |e| e.session.load());
+            let Some(member) = self.shared.pick_member(gid, skip, online, load) else {
+                return false;
+            };
+            let Some(entry) = self.sessions.get_mut(member.slot) else {
+                return false;
+            };
+            let delivery = Delivery {
+                msg: msg.clone(),
+                qos: member.options.qos.min(msg.qos),
+                retain: member.options.retain_as_published && msg.retain,
+                sub_ids: member.id.into_iter().collect(),
+                shared: Some(key.clone()),
+            };
+            match entry.session.enqueue(delivery) {
+                Enqueued::Queued => {
+                    self.stats.deliveries += 1;
+                    if let Some(conn) = &entry.conn {
+                        conn.wake();
+                    }
+                    return true;
+                }
+                Enqueued::DroppedQoS0 => {
+                    self.stats.dropped += 1;
+                    return true;
+                }
+                Enqueued::DroppedFull => skip = Some(member.slot),
+            }
+        }
+        false
+    }
+
+    /// A shared delivery the client `from` did not complete goes to another member.
+    fn redispatch(&mut self, shard: &Shard, d: Delivery, from: u32) {
+        let Some(gid) = d.shared.as_deref().and_then(|k| self.shared.gid(k)) else {
+            return;
+        };
+        self.dispatch_shared(shard, gid, &d.msg, 0, Some(from), 0);
     }
 
     /// Arms the keep alive check for a connection.
@@ -549,6 +724,39 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
         ShardMsg::RouteAck { token } => shard.state.borrow_mut().on_route_ack(token),
         ShardMsg::RouteRemove { filter, from } => {
             shard.state.borrow_mut().routes.remove(&filter, from);
+        }
+        ShardMsg::SharedMembers {
+            key,
+            filter,
+            from,
+            count,
+            token,
+        } => {
+            shard
+                .state
+                .borrow_mut()
+                .shared
+                .set_remote(&key, &filter, usize::from(from), count);
+            if let Some(token) = token {
+                shard
+                    .mesh
+                    .send(usize::from(from), ShardMsg::RouteAck { token });
+            }
+        }
+        ShardMsg::SharedDeliver { key, msg, hops } => {
+            let mut st = shard.state.borrow_mut();
+            st.stats.mesh_in += 1;
+            if let Some(gid) = st.shared.gid(&key) {
+                if !st.deliver_shared_local(gid, &msg, None) {
+                    // Its members here left meanwhile: another shard's turn.
+                    if usize::from(hops) < st.shards {
+                        let exclude = 1u128 << st.id;
+                        st.dispatch_shared(shard, gid, &msg, exclude, None, hops);
+                    } else {
+                        st.stats.dropped += 1;
+                    }
+                }
+            }
         }
         ShardMsg::Handoff(handoff) => {
             glommio::spawn_local(crate::transport::serve_handoff(shard.clone(), handoff)).detach();

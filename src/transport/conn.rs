@@ -155,7 +155,6 @@ pub(super) async fn run(
             }
             p.push(Property::ReceiveMaximum(limits.receive_maximum));
             p.push(Property::MaximumPacketSize(limits.max_packet_size));
-            p.push(Property::SharedSubscriptionAvailable(0));
             if limits.topic_alias_maximum > 0 {
                 p.push(Property::TopicAliasMaximum(limits.topic_alias_maximum));
             }
@@ -476,11 +475,24 @@ impl Conn {
         let mut retained = Vec::new();
         let mut st = self.shard.state.borrow_mut();
         for f in s.filters {
+            let granted = f.options.qos;
+            reasons.push(match granted {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
             if parse_shared(&f.filter).is_some() {
-                reasons.push(ReasonCode::SharedSubscriptionsNotSupported);
+                // Retained messages are not sent for a shared subscription (4.8.2).
+                st.subscribe_shared(
+                    &self.shard.mesh,
+                    self.slot,
+                    f.filter.clone(),
+                    f.options,
+                    sub_id,
+                    &self.handle,
+                );
                 continue;
             }
-            let granted = f.options.qos;
             let is_new = st.subscribe(
                 &self.shard.mesh,
                 self.slot,
@@ -489,11 +501,6 @@ impl Conn {
                 sub_id,
                 &self.handle,
             );
-            reasons.push(match granted {
-                QoS::AtMostOnce => ReasonCode::GRANTED_QOS0,
-                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
-                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
-            });
             let send_retained = match f.options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
                 RetainHandling::SendAtSubscribeIfNew => is_new,
@@ -507,6 +514,7 @@ impl Conn {
                         qos: m.qos.min(granted),
                         retain: true,
                         sub_ids: ids.clone(),
+                        shared: None,
                     })
                 });
             }

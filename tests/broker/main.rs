@@ -8,4 +8,5 @@ mod properties;
 mod pubsub;
 mod retained;
 mod session;
+mod shared;
 mod will;

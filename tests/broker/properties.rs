@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ringmq::protocol::{
     Disconnect, Packet, Properties, Property, PropertyId, ProtocolVersion, PubComp, PubRec, PubRel,
-    Publish, QoS, ReasonCode, RetainHandling, SubscribeFilter,
+    Publish, QoS, ReasonCode, RetainHandling,
 };
 
 use crate::common::*;
@@ -378,35 +378,5 @@ fn topic_aliases_from_the_client() {
             "shard {shard}: {seen:?}"
         );
         sub.expect_nothing(QUIET);
-    }
-}
-
-#[test]
-fn shared_subscription_is_refused_with_0x9e() {
-    let b = broker();
-    let addr = b.local_addr();
-    for shard in 0..2 {
-        let (mut c, ack) = Client::connect(addr, V5, &id_on(shard, 2, "share"));
-        assert_eq!(ack.properties.shared_subscription_available(), Some(0));
-        let ack = c.subscribe_with(
-            vec![
-                SubscribeFilter::new("$share/group/share/t", QoS::AtLeastOnce),
-                SubscribeFilter::new(format!("share-ok/{shard}"), QoS::AtLeastOnce),
-            ],
-            Properties::new(),
-        );
-        assert_eq!(
-            ack.reasons,
-            [
-                ReasonCode::SharedSubscriptionsNotSupported,
-                ReasonCode::GrantedQoS1
-            ],
-            "shard {shard}"
-        );
-        let mut publisher = Client::new(addr, V5, &id_on(1 - shard, 2, "share-p"));
-        publisher.publish("share/t", b"shared", QoS::AtLeastOnce, false);
-        publisher.publish(&format!("share-ok/{shard}"), b"ok", QoS::AtLeastOnce, false);
-        assert_eq!(&c.recv_publish().payload[..], b"ok", "shard {shard}");
-        c.expect_nothing(QUIET);
     }
 }
