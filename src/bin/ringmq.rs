@@ -91,9 +91,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Block SIGINT and SIGTERM before the shards start, so every thread inherits the
+    // mask and the main thread alone receives them with sigwait.
+    let signals = termination_signals();
     match Broker::start(config) {
         Ok(broker) => {
-            broker.wait();
+            let sig = wait_for(&signals);
+            tracing::info!("signal {sig} received, stopping");
+            broker.shutdown();
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -101,4 +106,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn termination_signals() -> libc::sigset_t {
+    // SAFETY: the set is initialised by sigemptyset before use, and
+    // pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for(set: &libc::sigset_t) -> i32 {
+    let mut sig = 0;
+    // SAFETY: `set` is an initialised signal set and `sig` a valid out pointer.
+    unsafe { libc::sigwait(set, &mut sig) };
+    sig
 }

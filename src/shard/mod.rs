@@ -328,7 +328,16 @@ async fn run_shard(
         let now = Instant::now();
         state::on_tick(&shard, now);
     }
-    tracing::debug!(shard = id, "shard stopping");
+    let stats = shard.state.borrow().stats;
+    tracing::info!(
+        shard = id,
+        publishes = stats.publishes_in,
+        deliveries = stats.deliveries,
+        dropped = stats.dropped,
+        mesh_out = stats.mesh_out,
+        mesh_in = stats.mesh_in,
+        "shard stopping"
+    );
 }
 
 /// Duplicates a connection's descriptor so the original can be dropped by the

@@ -41,6 +41,11 @@ pub(crate) struct ConnHandle {
     pub keepalive_ticks: Cell<u64>,
     /// New routes whose acknowledgement from every shard the held SUBACK awaits.
     pub route_wait: Cell<usize>,
+    /// Woken for deliveries and not yet run (counted in `State::ready_writers`).
+    pub deliveries_pending: Cell<bool>,
+    /// Reading is paused: a subscriber this connection publishes to has a backlog
+    /// of QoS 1/2 messages (released when it drains, or after a second).
+    pub paused: Cell<bool>,
 }
 
 impl ConnHandle {
@@ -51,6 +56,22 @@ impl ConnHandle {
     pub fn wake(&self) {
         if let Some(w) = self.waker.take() {
             w.wake();
+        }
+    }
+
+    /// Wakes the connection for new deliveries, counting it among the shard's
+    /// connections with output waiting to be written.
+    pub fn wake_for_delivery(&self, ready_writers: &Cell<usize>) {
+        if !self.deliveries_pending.replace(true) {
+            ready_writers.set(ready_writers.get() + 1);
+        }
+        self.wake();
+    }
+
+    /// The connection runs: it no longer counts as waiting to write.
+    pub fn clear_pending(&self, ready_writers: &Cell<usize>) {
+        if self.deliveries_pending.replace(false) {
+            ready_writers.set(ready_writers.get() - 1);
         }
     }
 
@@ -82,6 +103,8 @@ struct SessionEntry {
     /// every bind, so neither a takeover nor a reused slot lets a replaced
     /// connection touch the session.
     generation: u32,
+    /// Publishers paused because this session's queue passed its high-water mark.
+    waiting_publishers: Vec<Rc<ConnHandle>>,
 }
 
 struct SubRecord {
@@ -94,6 +117,7 @@ enum Timer {
     Keepalive(Weak<ConnHandle>),
     SessionExpiry { slot: u32, generation: u32 },
     WillDelay { slot: u32, generation: u32 },
+    Unpause(Weak<ConnHandle>),
 }
 
 /// Counters a shard keeps.
@@ -133,6 +157,16 @@ pub(crate) struct State {
     shared: SharedGroups,
     routes: Trie<u16>,
     pub retained: RetainedStore,
+    /// Connections woken for deliveries that have not run yet. While there are
+    /// any, a connection that just read input yields before reading more, so
+    /// subscribers drain their queues between publishers' bursts instead of
+    /// publishers filling queues past their limits.
+    pub ready_writers: Cell<usize>,
+    /// Online sessions whose QoS 1/2 backlog passed the high-water mark during the
+    /// publish being handled: its publisher pauses until they drain.
+    pressured: SmallVec<[u32; 4]>,
+    high_water: usize,
+    low_water: usize,
     wheel: TimerWheel<Timer>,
     route_tokens: HashMap<u64, (Weak<ConnHandle>, usize)>,
     next_token: u64,
@@ -161,6 +195,10 @@ impl State {
             shared: SharedGroups::new(id, config.cores.len(), config.shared_strategy),
             routes: Trie::new(),
             retained: RetainedStore::new(),
+            ready_writers: Cell::new(0),
+            pressured: SmallVec::new(),
+            high_water: (l.max_queued_messages * 3 / 4).max(1),
+            low_water: l.max_queued_messages / 4,
             wheel: TimerWheel::new(4096, 0),
             route_tokens: HashMap::new(),
             next_token: 0,
@@ -245,6 +283,7 @@ impl State {
             conn: Some(handle),
             pending_will: None,
             generation,
+            waiting_publishers: Vec::new(),
         });
         self.clients.insert(client_id.clone(), slot);
         Opened {
@@ -271,6 +310,7 @@ impl State {
             return false;
         }
         entry.conn = None;
+        release(&mut entry.waiting_publishers);
         match entry.session.expiry_interval {
             0 => {
                 self.end_session(shard, slot, now);
@@ -318,6 +358,7 @@ impl State {
         let Some(mut entry) = self.sessions.remove(slot) else {
             return;
         };
+        release(&mut entry.waiting_publishers);
         for sub in entry.session.take_subscriptions() {
             self.drop_subscription(&shard.mesh, slot, &sub);
         }
@@ -426,6 +467,7 @@ impl State {
     /// subscribers, and the shards whose routes match.
     pub fn publish(&mut self, shard: &Shard, msg: Arc<Message>, now: Instant) {
         self.stats.publishes_in += 1;
+        self.pressured.clear();
         let retain_seq = if msg.retain {
             let seq = shard.next_retained_seq();
             let stored = (!msg.payload.is_empty()).then(|| msg.clone());
@@ -505,11 +547,15 @@ impl State {
                 sub_ids,
                 shared: None,
             };
+            let qos = delivery.qos;
             match entry.session.enqueue(delivery) {
                 Enqueued::Queued => {
                     self.stats.deliveries += 1;
                     if let Some(conn) = &entry.conn {
-                        conn.wake();
+                        conn.wake_for_delivery(&self.ready_writers);
+                        if qos != QoS::AtMostOnce && entry.session.queued() >= self.high_water {
+                            self.pressured.push(slot);
+                        }
                     }
                 }
                 Enqueued::DroppedQoS0 | Enqueued::DroppedFull => self.stats.dropped += 1,
@@ -646,7 +692,7 @@ impl State {
                 Enqueued::Queued => {
                     self.stats.deliveries += 1;
                     if let Some(conn) = &entry.conn {
-                        conn.wake();
+                        conn.wake_for_delivery(&self.ready_writers);
                     }
                     return true;
                 }
@@ -666,6 +712,49 @@ impl State {
             return;
         };
         self.dispatch_shared(shard, gid, &d.msg, 0, Some(from), 0);
+    }
+
+    /// After a publish: if it left a subscriber with a QoS 1/2 backlog, the
+    /// publishing connection pauses reading until that subscriber drains (or for
+    /// at most a second, so a stuck subscriber cannot stall it for good). This is
+    /// what keeps QoS 1/2 from being dropped at a full queue under load.
+    pub fn hold_publisher(&mut self, publisher: &Rc<ConnHandle>, now_tick: u64) {
+        if self.pressured.is_empty() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.pressured) {
+            if let Some(entry) = self.sessions.get_mut(slot) {
+                let same = entry
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| Rc::ptr_eq(c, publisher));
+                if !same
+                    && !entry
+                        .waiting_publishers
+                        .iter()
+                        .any(|p| Rc::ptr_eq(p, publisher))
+                {
+                    entry.waiting_publishers.push(publisher.clone());
+                    publisher.paused.set(true);
+                }
+            }
+        }
+        if publisher.paused.get() {
+            self.wheel.schedule(
+                now_tick + TICKS_PER_SEC,
+                Timer::Unpause(Rc::downgrade(publisher)),
+            );
+        }
+    }
+
+    /// After a session sent from its queue: releases paused publishers once the
+    /// backlog is under the low-water mark.
+    pub fn drained(&mut self, slot: u32) {
+        if let Some(entry) = self.sessions.get_mut(slot) {
+            if !entry.waiting_publishers.is_empty() && entry.session.queued() <= self.low_water {
+                release(&mut entry.waiting_publishers);
+            }
+        }
     }
 
     /// Arms the keep alive check for a connection.
@@ -692,6 +781,13 @@ impl State {
     }
 }
 
+fn release(publishers: &mut Vec<Rc<ConnHandle>>) {
+    for p in publishers.drain(..) {
+        p.paused.set(false);
+        p.wake();
+    }
+}
+
 /// Applies one message from another shard.
 pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
     let now = Instant::now();
@@ -709,6 +805,8 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
             }
             if deliver {
                 st.deliver_local(&msg);
+                // Publishers on other shards are paced by the mesh, not paused here.
+                st.pressured.clear();
             }
         }
         ShardMsg::RouteAdd {
@@ -788,6 +886,14 @@ pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
         }
         Timer::WillDelay { slot, generation } => {
             due_wills.push((slot, generation));
+            None
+        }
+        Timer::Unpause(weak) => {
+            if let Some(h) = weak.upgrade() {
+                if h.paused.replace(false) {
+                    h.wake();
+                }
+            }
             None
         }
     });

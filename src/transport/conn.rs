@@ -76,6 +76,8 @@ struct Conn {
     problem_information: bool,
     /// What went wrong, for the reason string of the DISCONNECT the broker sends.
     close_detail: Option<String>,
+    /// Input was read since this task last yielded to woken subscribers.
+    read_since_yield: bool,
 }
 
 /// Serves an accepted CONNECT to the end of the connection.
@@ -207,6 +209,7 @@ pub(super) async fn run(
         topic_alias_maximum: if v5 { limits.topic_alias_maximum } else { 0 },
         problem_information: connect.properties.request_problem_information() != Some(0),
         close_detail: None,
+        read_since_yield: false,
     };
     drop(connect);
     let close = poll_fn(|cx| conn.poll_run(cx)).await;
@@ -216,6 +219,8 @@ pub(super) async fn run(
 impl Conn {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Close> {
         self.handle.set_waker(cx.waker());
+        self.handle
+            .clear_pending(&self.shard.state.borrow().ready_writers);
         // Bytes that arrived with CONNECT (or a hand-off) are handled first.
         if !self.rbuf.is_empty() {
             if let Err(close) = self.process(Instant::now()) {
@@ -242,7 +247,12 @@ impl Conn {
                 }
             }
 
+            // Subscribers woken by what was just read run before more is read.
+            let yield_now =
+                self.read_since_yield && self.shard.state.borrow().ready_writers.get() > 0;
             if !waiting
+                && !yield_now
+                && !self.handle.paused.get()
                 && self.wbuf.len() < WRITE_HIGH_WATER
                 && !self.shard.mesh.congested(cx.waker())
             {
@@ -252,6 +262,7 @@ impl Conn {
                     Poll::Ready(Ok(n)) => {
                         self.rbuf.extend_from_slice(&scratch[..n]);
                         drop(scratch);
+                        self.read_since_yield = true;
                         self.handle.last_rx.set(self.shard.tick(now));
                         if let Err(close) = self.process(now) {
                             return Poll::Ready(close);
@@ -267,6 +278,7 @@ impl Conn {
                 let session = st.session_mut(self.slot);
                 if session.can_send() {
                     session.fill(&mut self.wbuf, now, WRITE_HIGH_WATER);
+                    st.drained(self.slot);
                 }
             }
 
@@ -279,6 +291,11 @@ impl Conn {
                     }
                     Poll::Pending => break,
                 }
+            }
+            if yield_now {
+                self.read_since_yield = false;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if !progress {
                 self.release_idle_buffers();
@@ -307,6 +324,11 @@ impl Conn {
             // have given its session to another connection), it handles nothing more.
             if let Some(reason) = self.handle.close_requested() {
                 return Err(Close::Server(reason));
+            }
+            // A subscriber fed by this connection is backlogged: the rest of what
+            // was read waits in the buffer until it drains.
+            if self.handle.paused.get() {
+                break;
             }
             let packet = match Packet::decode(&mut self.rbuf, self.version, self.max_packet_size) {
                 Ok(Some(p)) => p,
@@ -431,6 +453,7 @@ impl Conn {
         if route {
             let msg = Arc::new(Message::from_publish(p, self.client_key, now));
             st.publish(&self.shard, msg, now);
+            st.hold_publisher(&self.handle, self.shard.tick(now));
         }
         drop(st);
         match qos {
@@ -550,6 +573,8 @@ impl Conn {
     /// the session (or ends it).
     async fn finish(mut self, close: Close) {
         let now = Instant::now();
+        self.handle
+            .clear_pending(&self.shard.state.borrow().ready_writers);
         let owns = self.shard.state.borrow().owns(self.slot, self.generation);
         if let Close::Server(reason) = close {
             tracing::debug!(shard = self.shard.id, ?reason, "closing connection");
