@@ -84,10 +84,59 @@ pub fn check_field(len: usize) -> Result<(), EncodeError> {
 /// (which already excludes surrogates) and no U+0000.
 #[inline]
 pub fn check_utf8(data: &[u8]) -> Result<(), DecodeError> {
+    if is_plain_ascii(data) {
+        return Ok(());
+    }
     if data.contains(&0) || std::str::from_utf8(data).is_err() {
         return Err(DecodeError::InvalidUtf8);
     }
     Ok(())
+}
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// High bit set in some byte iff `w` holds a zero byte or a non-ASCII byte.
+#[inline(always)]
+fn nul_or_high(w: u64) -> u64 {
+    (w | (w.wrapping_sub(ONES) & !w)) & HIGH
+}
+
+/// Like `nul_or_high`, also flagging '+' and '#'.
+#[inline(always)]
+fn nul_high_or_wildcard(w: u64) -> u64 {
+    let plus = w ^ u64::from_ne_bytes([b'+'; 8]);
+    let hash = w ^ u64::from_ne_bytes([b'#'; 8]);
+    nul_or_high(w)
+        | (plus.wrapping_sub(ONES) & !plus & HIGH)
+        | (hash.wrapping_sub(ONES) & !hash & HIGH)
+}
+
+/// Runs `bad` over `data` eight bytes at a time, the tail padded with 0x01.
+#[inline(always)]
+fn scan(data: &[u8], bad: impl Fn(u64) -> u64) -> bool {
+    let mut chunks = data.chunks_exact(8);
+    let mut acc = 0;
+    for c in &mut chunks {
+        acc |= bad(u64::from_ne_bytes(c.try_into().unwrap()));
+    }
+    let rest = chunks.remainder();
+    let mut tail = [1u8; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    acc |= bad(u64::from_ne_bytes(tail));
+    acc == 0
+}
+
+/// Every byte in 0x01..=0x7f: valid MQTT UTF-8 with nothing more to check.
+#[inline]
+fn is_plain_ascii(data: &[u8]) -> bool {
+    scan(data, nul_or_high)
+}
+
+/// A plain-ASCII topic name without wildcards.
+#[inline]
+fn is_plain_topic_name(data: &[u8]) -> bool {
+    scan(data, nul_high_or_wildcard)
 }
 
 /// A UTF-8 Encoded String held as shared bytes: validated once, sliced from the
@@ -263,6 +312,19 @@ impl Reader {
         ByteStr::from_utf8(self.binary()?)
     }
 
+    /// A topic name: a UTF-8 string without wildcards, checked in one pass when it is
+    /// plain ASCII.
+    #[inline]
+    pub fn topic_name(&mut self) -> Result<ByteStr, DecodeError> {
+        let raw = self.binary()?;
+        if is_plain_topic_name(&raw) {
+            return Ok(ByteStr(raw));
+        }
+        let s = ByteStr::from_utf8(raw)?;
+        super::topic::check_name_chars(s.as_bytes()).map_err(|_| DecodeError::InvalidTopicName)?;
+        Ok(s)
+    }
+
     /// A sub-reader over the next `len` bytes.
     #[inline]
     pub fn sub(&mut self, len: usize) -> Result<Reader, DecodeError> {
@@ -282,6 +344,48 @@ impl Reader {
             Ok(())
         } else {
             Err(DecodeError::TrailingBytes(self.buf.len()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    fn slow_ascii(d: &[u8]) -> bool {
+        d.iter().all(|&b| (1..=0x7f).contains(&b))
+    }
+
+    #[test]
+    fn fast_paths_agree() {
+        let alphabet = [
+            0u8, 1, b'+', b'#', b'a', b'/', 0x7f, 0x80, 0xc3, 0xff, b'*', b'$',
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 40) as usize;
+            let mut s = seed;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if s >> 60 < 12 {
+                        b'a'
+                    } else {
+                        alphabet[((s >> 33) % alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            assert_eq!(is_plain_ascii(&data), slow_ascii(&data), "{data:?}");
+            assert_eq!(
+                is_plain_topic_name(&data),
+                slow_ascii(&data) && !data.iter().any(|&b| b == b'+' || b == b'#'),
+                "{data:?}"
+            );
         }
     }
 }

@@ -366,9 +366,10 @@ impl Property {
         }
     }
 
+    #[inline]
     pub(crate) fn encode(&self, out: &mut BytesMut) {
         use Property as P;
-        out.put_u8(self.id() as u8);
+        let id = self.id() as u8;
         match self {
             P::PayloadFormatIndicator(v)
             | P::RequestProblemInformation(v)
@@ -377,30 +378,47 @@ impl Property {
             | P::RetainAvailable(v)
             | P::WildcardSubscriptionAvailable(v)
             | P::SubscriptionIdentifierAvailable(v)
-            | P::SharedSubscriptionAvailable(v) => out.put_u8(*v),
+            | P::SharedSubscriptionAvailable(v) => out.put_slice(&[id, *v]),
             P::ServerKeepAlive(v)
             | P::ReceiveMaximum(v)
             | P::TopicAliasMaximum(v)
-            | P::TopicAlias(v) => out.put_u16(*v),
+            | P::TopicAlias(v) => {
+                let [a, b] = v.to_be_bytes();
+                out.put_slice(&[id, a, b]);
+            }
             P::MessageExpiryInterval(v)
             | P::SessionExpiryInterval(v)
             | P::WillDelayInterval(v)
-            | P::MaximumPacketSize(v) => out.put_u32(*v),
-            P::SubscriptionIdentifier(v) => put_var_int(out, *v as usize),
+            | P::MaximumPacketSize(v) => {
+                let [a, b, c, d] = v.to_be_bytes();
+                out.put_slice(&[id, a, b, c, d]);
+            }
+            P::SubscriptionIdentifier(v) => {
+                out.put_u8(id);
+                put_var_int(out, *v as usize);
+            }
             P::ContentType(s)
             | P::ResponseTopic(s)
             | P::AssignedClientIdentifier(s)
             | P::AuthenticationMethod(s)
             | P::ResponseInformation(s)
             | P::ServerReference(s)
-            | P::ReasonString(s) => put_binary(out, s.as_bytes()),
-            P::CorrelationData(b) | P::AuthenticationData(b) => put_binary(out, b),
+            | P::ReasonString(s) => put_tagged(out, id, s.as_bytes()),
+            P::CorrelationData(b) | P::AuthenticationData(b) => put_tagged(out, id, b),
             P::UserProperty(k, v) => {
-                put_binary(out, k.as_bytes());
+                put_tagged(out, id, k.as_bytes());
                 put_binary(out, v.as_bytes());
             }
         }
     }
+}
+
+/// An identifier and a length-prefixed field, the three header bytes in one write.
+#[inline]
+fn put_tagged(out: &mut BytesMut, id: u8, data: &[u8]) {
+    let [a, b] = (data.len() as u16).to_be_bytes();
+    out.put_slice(&[id, a, b]);
+    out.put_slice(data);
 }
 
 /// A property list in wire order.
@@ -525,7 +543,9 @@ impl Properties {
             return Ok(Properties::new());
         }
         let mut r = r.sub(len)?;
-        let mut props = Vec::new();
+        // Sized for the list at once: growing 0 -> 4 -> 8 would cost a realloc for a
+        // typical PUBLISH. A property takes at least two bytes; most take more.
+        let mut props = Vec::with_capacity((len / 8).clamp(1, 8));
         let mut seen: u64 = 0;
         while !r.is_empty() {
             let p = Property::decode(&mut r, ctx)?;
@@ -538,6 +558,16 @@ impl Properties {
             props.push(p);
         }
         Ok(Properties(props))
+    }
+
+    /// `check` and `body_len` in one pass over the list.
+    pub(crate) fn checked_body_len(&self) -> Result<usize, EncodeError> {
+        let mut len = 0;
+        for p in &self.0 {
+            p.check()?;
+            len += p.encoded_len();
+        }
+        Ok(len)
     }
 
     /// Length of the property list itself, without its length prefix.

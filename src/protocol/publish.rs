@@ -4,7 +4,6 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::primitives::{check_field, put_binary, Reader};
-use super::topic::check_name_chars;
 use super::{
     put_header, ByteStr, DecodeError, EncodeError, Properties, Property, PropertyContext,
     ProtocolVersion, QoS,
@@ -44,8 +43,7 @@ impl Publish {
         if dup && qos == QoS::AtMostOnce {
             return Err(DecodeError::DupOnQoS0);
         }
-        let topic = r.string()?;
-        check_name_chars(topic.as_bytes()).map_err(|_| DecodeError::InvalidTopicName)?;
+        let topic = r.topic_name()?;
         let pkid = if qos == QoS::AtMostOnce {
             0
         } else {
@@ -186,9 +184,12 @@ impl OutgoingPublish<'_> {
         }
         let v5 = version.is_v5();
         let props_len = if v5 {
-            self.properties.check()?;
-            self.extra.iter().try_for_each(Property::check)?;
-            self.props_len()
+            let mut len = self.properties.checked_body_len()?;
+            for p in self.extra {
+                p.check()?;
+                len += p.encoded_len();
+            }
+            len
         } else {
             0
         };

@@ -59,30 +59,34 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
     if filter.len() > u16::MAX as usize {
         return Err(TopicError::TooLong);
     }
-    if filter.as_bytes().contains(&0) {
-        return Err(TopicError::Nul);
-    }
     if let Some(rest) = filter.strip_prefix(SHARE_PREFIX) {
         let (group, inner) = rest.split_once('/').ok_or(TopicError::InvalidShare)?;
         if group.is_empty() || group.contains(['+', '#']) || inner.is_empty() {
             return Err(TopicError::InvalidShare);
         }
-        return check_filter_levels(inner);
+        return check_filter_levels(inner.as_bytes());
     }
     if filter == "$share" {
         return Err(TopicError::InvalidShare);
     }
-    check_filter_levels(filter)
+    check_filter_levels(filter.as_bytes())
 }
 
-fn check_filter_levels(filter: &str) -> Result<(), TopicError> {
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
-            return Err(TopicError::MisplacedMultiLevel);
-        }
-        if level.contains('+') && level != "+" {
-            return Err(TopicError::MisplacedSingleLevel);
+/// One pass over the filter: `#` only as the whole last level, `+` only as a whole
+/// level, no U+0000.
+fn check_filter_levels(filter: &[u8]) -> Result<(), TopicError> {
+    let mut level_start = 0;
+    for (i, &b) in filter.iter().enumerate() {
+        match b {
+            b'/' => level_start = i + 1,
+            b'#' if i != level_start || i + 1 != filter.len() => {
+                return Err(TopicError::MisplacedMultiLevel)
+            }
+            b'+' if i != level_start || filter.get(i + 1).is_some_and(|&n| n != b'/') => {
+                return Err(TopicError::MisplacedSingleLevel)
+            }
+            0 => return Err(TopicError::Nul),
+            _ => {}
         }
     }
     Ok(())
