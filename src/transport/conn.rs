@@ -62,7 +62,7 @@ struct Conn {
     slot: u32,
     generation: u32,
     client_key: u64,
-    will: Option<Will>,
+    will: Option<Box<Will>>,
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// A SUBACK (and the retained messages after it) held until new routes are
@@ -78,16 +78,37 @@ struct Conn {
     close_detail: Option<String>,
     /// Input was read since this task last yielded to woken subscribers.
     read_since_yield: bool,
+    /// Keeps the shard's connection count while the connection lives.
+    _counted: Counted,
 }
 
-/// Serves an accepted CONNECT to the end of the connection.
+/// Serves an accepted CONNECT to the end of the connection. Setting up and
+/// closing run in their own allocations: the task that lives as long as the
+/// connection holds little more than `Conn`.
 pub(super) async fn run(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    connect: Box<Connect>,
+    rbuf: BytesMut,
+    assigned_id: bool,
+) {
+    let Some(mut conn) = Box::pin(establish(shard, stream, connect, rbuf, assigned_id)).await
+    else {
+        return;
+    };
+    let close = poll_fn(|cx| conn.poll_run(cx)).await;
+    Box::pin(conn.finish(close)).await;
+}
+
+/// Checks what CONNECT asks for, binds the session and writes CONNACK (and any
+/// redelivery). `None` when the connection was refused.
+async fn establish(
     shard: Rc<Shard>,
     mut stream: TcpStream,
     mut connect: Box<Connect>,
     rbuf: BytesMut,
     assigned_id: bool,
-) {
+) -> Option<Conn> {
     let now = Instant::now();
     let tick = shard.tick(now);
     let limits = shard.config().limits.clone();
@@ -100,16 +121,16 @@ pub(super) async fn run(
         let ack = ConnAck::new(ReasonCode::ServerBusy, false);
         let _ = Packet::ConnAck(ack).encode(version, &mut wbuf);
         flush_and_close(&mut stream, &wbuf).await;
-        return;
+        return None;
     }
-    let _counted = Counted::new(shard.clone());
+    let counted = Counted::new(shard.clone());
 
     if v5 && connect.properties.authentication_method().is_some() {
         // No enhanced authentication method is configured.
         let ack = ConnAck::new(ReasonCode::BadAuthenticationMethod, false);
         let _ = Packet::ConnAck(ack).encode(version, &mut wbuf);
         flush_and_close(&mut stream, &wbuf).await;
-        return;
+        return None;
     }
 
     let mut keep_alive = connect.keep_alive;
@@ -192,7 +213,7 @@ pub(super) async fn run(
     };
     tracing::debug!(shard = shard.id, client = %connect.client_id, ?version, "connected");
 
-    let mut conn = Conn {
+    let conn = Conn {
         shard,
         stream,
         handle,
@@ -200,7 +221,7 @@ pub(super) async fn run(
         slot: opened.slot,
         generation: opened.generation,
         client_key: key,
-        will: connect.will.take(),
+        will: connect.will.take().map(Box::new),
         rbuf,
         wbuf,
         held: None,
@@ -210,10 +231,9 @@ pub(super) async fn run(
         problem_information: connect.properties.request_problem_information() != Some(0),
         close_detail: None,
         read_since_yield: false,
+        _counted: counted,
     };
-    drop(connect);
-    let close = poll_fn(|cx| conn.poll_run(cx)).await;
-    conn.finish(close).await;
+    Some(conn)
 }
 
 impl Conn {
@@ -597,6 +617,7 @@ impl Conn {
         {
             let mut st = self.shard.state.borrow_mut();
             let will = will.map(|w| {
+                let w = *w;
                 let delay = w.properties.will_delay_interval().unwrap_or(0);
                 let msg = Arc::new(Message::from_publish(will_publish(w), self.client_key, now));
                 (msg, delay)

@@ -80,38 +80,15 @@ pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
 
 /// A connection's first phase: read CONNECT within the connect timeout, then either
 /// serve it here or hand it to the shard that owns its client id.
-async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let limits = &shard.config().limits;
-    let mut rbuf = BytesMut::new();
-    let read = glommio::timer::timeout(limits.connect_timeout, async {
-        Ok(read_connect(&mut stream, &mut rbuf, limits.max_packet_size).await)
-    })
-    .await;
-    let mut connect = match read {
-        Ok(Ok(c)) => c,
-        Ok(Err(ConnectFailure::Decode(e, level))) => {
-            refuse(&mut stream, e, level).await;
-            return;
-        }
-        Ok(Err(ConnectFailure::Closed)) | Err(_) => return,
-    };
-    if connect.client_id.is_empty() {
-        // Both v3.1.1 (clean session only) and v5 allow an empty client id; the
-        // broker picks one this shard owns, so the connection stays here.
-        if !connect.clean_start && !connect.protocol.is_v5() {
-            let ack = ConnAck::new(ReasonCode::ClientIdentifierNotValid, false);
-            write_packet(&mut stream, connect.protocol, Packet::ConnAck(ack)).await;
-            return;
-        }
-        let id = shard.state.borrow_mut().assign_client_id();
-        connect.client_id = ByteStr::from(id);
-        conn::run(shard, stream, connect, rbuf, true).await;
+async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    // The handshake runs in its own allocation, so the long-lived connection task
+    // does not carry its buffers and timers.
+    let Some((stream, connect, rbuf, assigned)) = Box::pin(handshake(&shard, stream)).await else {
         return;
-    }
+    };
     let owner = owner_shard(connect.client_id.as_bytes(), shard.shared.shards);
-    if owner == shard.id {
-        conn::run(shard, stream, connect, rbuf, false).await;
+    if assigned || owner == shard.id {
+        conn::run(shard, stream, connect, rbuf, assigned).await;
         return;
     }
     match crate::shard::dup_fd(&stream) {
@@ -127,6 +104,42 @@ async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
         }
         Err(e) => tracing::warn!("cannot hand a connection to shard {owner}: {e}"),
     }
+}
+
+type Accepted = (TcpStream, Box<crate::protocol::Connect>, BytesMut, bool);
+
+/// Reads CONNECT within the connect timeout and answers what cannot be accepted.
+/// Returns the connection, its CONNECT, the bytes after it, and whether the broker
+/// assigned the client id.
+async fn handshake(shard: &Shard, mut stream: TcpStream) -> Option<Accepted> {
+    let _ = stream.set_nodelay(true);
+    let limits = &shard.config().limits;
+    let mut rbuf = BytesMut::new();
+    let read = glommio::timer::timeout(limits.connect_timeout, async {
+        Ok(read_connect(&mut stream, &mut rbuf, limits.max_packet_size).await)
+    })
+    .await;
+    let mut connect = match read {
+        Ok(Ok(c)) => c,
+        Ok(Err(ConnectFailure::Decode(e, level))) => {
+            refuse(&mut stream, e, level).await;
+            return None;
+        }
+        Ok(Err(ConnectFailure::Closed)) | Err(_) => return None,
+    };
+    if !connect.client_id.is_empty() {
+        return Some((stream, connect, rbuf, false));
+    }
+    // Both v3.1.1 (clean session only) and v5 allow an empty client id; the broker
+    // picks one this shard owns, so the connection stays here.
+    if !connect.clean_start && !connect.protocol.is_v5() {
+        let ack = ConnAck::new(ReasonCode::ClientIdentifierNotValid, false);
+        write_packet(&mut stream, connect.protocol, Packet::ConnAck(ack)).await;
+        return None;
+    }
+    let id = shard.state.borrow_mut().assign_client_id();
+    connect.client_id = ByteStr::from(id);
+    Some((stream, connect, rbuf, true))
 }
 
 /// The owner shard's side of a hand-off.
