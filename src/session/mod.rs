@@ -120,6 +120,9 @@ pub struct Session {
     /// Largest packet the client accepts (v5 Maximum Packet Size).
     client_max_packet: u32,
     online: bool,
+    /// Messages this client has completed (QoS 0 sent, QoS 1/2 acknowledged): how
+    /// the broker tells a slow subscriber from a stuck one.
+    pub progress: u64,
     pub stats: SessionStats,
 }
 
@@ -145,6 +148,7 @@ impl Session {
             limits,
             client_max_packet: u32::MAX,
             online: false,
+            progress: 0,
             stats: SessionStats::default(),
         }
     }
@@ -310,7 +314,9 @@ impl Session {
                 self.alloc_pkid()
             };
             encode_publish(self.version, &d, pkid, false, now, out);
-            if d.qos != QoS::AtMostOnce {
+            if d.qos == QoS::AtMostOnce {
+                self.progress += 1;
+            } else {
                 self.inflight.push_back(Inflight {
                     pkid,
                     stage: Stage::Published,
@@ -342,6 +348,7 @@ impl Session {
         if let Some(i) = self.find_inflight(pkid) {
             if self.inflight[i].delivery.qos == QoS::AtLeastOnce {
                 self.inflight.remove(i);
+                self.progress += 1;
             }
         }
     }
@@ -374,6 +381,7 @@ impl Session {
         if let Some(i) = self.find_inflight(pkid) {
             if self.inflight[i].stage == Stage::Released {
                 self.inflight.remove(i);
+                self.progress += 1;
             }
         }
     }

@@ -46,6 +46,8 @@ pub(crate) struct ConnHandle {
     /// Reading is paused: a subscriber this connection publishes to has a backlog
     /// of QoS 1/2 messages (released when it drains, or after a second).
     pub paused: Cell<bool>,
+    /// The subscriber a pause waits for, and its progress when last checked.
+    paused_on: Cell<(u32, u64)>,
 }
 
 impl ConnHandle {
@@ -736,6 +738,7 @@ impl State {
                 {
                     entry.waiting_publishers.push(publisher.clone());
                     publisher.paused.set(true);
+                    publisher.paused_on.set((slot, entry.session.progress));
                 }
             }
         }
@@ -869,6 +872,7 @@ pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
     let mut st = shard.state.borrow_mut();
     let mut expired_sessions: SmallVec<[(u32, u32); 8]> = SmallVec::new();
     let mut due_wills: SmallVec<[(u32, u32); 8]> = SmallVec::new();
+    let mut unpauses: SmallVec<[Weak<ConnHandle>; 8]> = SmallVec::new();
     st.wheel.advance(tick, |timer| match timer {
         Timer::Keepalive(weak) => {
             let handle = weak.upgrade()?;
@@ -889,14 +893,37 @@ pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
             None
         }
         Timer::Unpause(weak) => {
-            if let Some(h) = weak.upgrade() {
-                if h.paused.replace(false) {
-                    h.wake();
-                }
-            }
+            unpauses.push(weak);
             None
         }
     });
+    // A pause lasts while the subscriber it waits for keeps making progress; one
+    // that has completed nothing for a second is stuck, and publishers go on.
+    for weak in unpauses {
+        let Some(h) = weak.upgrade() else {
+            continue;
+        };
+        if !h.paused.get() {
+            continue;
+        }
+        let (slot, seen) = h.paused_on.get();
+        let progress = st
+            .sessions
+            .get(slot)
+            .filter(|e| e.conn.is_some())
+            .map(|e| e.session.progress);
+        match progress {
+            Some(p) if p != seen => {
+                h.paused_on.set((slot, p));
+                st.wheel
+                    .schedule(tick + TICKS_PER_SEC, Timer::Unpause(weak));
+            }
+            _ => {
+                h.paused.set(false);
+                h.wake();
+            }
+        }
+    }
     for (slot, generation) in due_wills {
         let will = st
             .sessions
