@@ -182,3 +182,62 @@ fn slow_consumer_queue_is_bounded_and_others_are_served() {
     }
     assert_eq!(received, 10);
 }
+
+#[test]
+fn a_slow_subscriber_slows_its_publisher_instead_of_losing_qos1() {
+    let b = broker_with(2, |c| c.limits.max_queued_messages = 100);
+    // Same shard only: a publisher on another shard is not yet paused by a
+    // backlogged subscriber here (the mesh carries no backpressure per publisher).
+    for (ps, ss) in [(0, 0), (1, 1)] {
+        let topic = format!("slow/{ps}{ss}");
+        let mut sub = Client::new(
+            b.local_addr(),
+            ProtocolVersion::V3_1_1,
+            &id_on(ss, 2, "slowsub"),
+        );
+        sub.subscribe(&topic, QoS::AtLeastOnce);
+        let mut publisher = Client::new(
+            b.local_addr(),
+            ProtocolVersion::V3_1_1,
+            &id_on(ps, 2, "fastpub"),
+        );
+        const N: u32 = 3000;
+        // The publisher pipelines everything without waiting for acknowledgements.
+        let mut burst = bytes::BytesMut::new();
+        for i in 0..N {
+            let mut p = ringmq::protocol::Publish::new(
+                topic.as_str(),
+                QoS::AtLeastOnce,
+                i.to_be_bytes().to_vec(),
+            );
+            p.pkid = (i % 60000 + 1) as u16;
+            Packet::Publish(p)
+                .encode(ProtocolVersion::V3_1_1, &mut burst)
+                .unwrap();
+        }
+        let writer = std::thread::spawn({
+            let mut stream = publisher.stream.try_clone().unwrap();
+            move || std::io::Write::write_all(&mut stream, &burst).unwrap()
+        });
+        let mut next = 0u32;
+        while next < N {
+            let Some(Packet::Publish(p)) = sub.try_recv(WAIT) else {
+                panic!("{topic}: stalled after {next} messages");
+            };
+            sub.ack(&p);
+            assert_eq!(
+                u32::from_be_bytes(p.payload[..].try_into().unwrap()),
+                next,
+                "{topic}"
+            );
+            next += 1;
+            if next % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        writer.join().unwrap();
+        for _ in 0..N {
+            assert!(matches!(publisher.recv(), Packet::PubAck(_)));
+        }
+    }
+}
