@@ -22,6 +22,9 @@ use crate::protocol::{ByteStr, Connect};
 
 use super::Shard;
 
+/// How long a backlog may make no progress before messages are delivered anyway.
+const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Messages pending across all peers above which connections stop reading.
 const CONGESTION_LIMIT: usize = 64 * 1024;
 
@@ -158,7 +161,50 @@ pub(crate) async fn receiver(shard: Rc<Shard>, rx: SharedReceiver<Vec<ShardMsg>>
     let rx = rx.connect().await;
     while let Some(batch) = rx.recv().await {
         for msg in batch {
+            if let ShardMsg::Publish {
+                msg: m,
+                deliver: true,
+                ..
+            } = &msg
+            {
+                wait_for_room(&shard, m).await;
+            }
             super::state::on_mesh_message(&shard, msg);
+        }
+    }
+}
+
+/// Holds a QoS 1/2 message from another shard while a subscriber it goes to is
+/// backlogged, so it is not dropped at a full queue. The wait stops the batches
+/// behind it, fills the channel, and so pauses the publishing shard's readers.
+/// While this shard still delivers something every second the wait goes on; a
+/// subscriber that is stuck does not hold the mesh for longer than that.
+async fn wait_for_room(shard: &Shard, msg: &Message) {
+    loop {
+        let sent_before = {
+            let st = shard.state.borrow();
+            if st.has_room(msg) {
+                return;
+            }
+            st.sent_total
+        };
+        let room = poll_fn(|cx| {
+            let mut st = shard.state.borrow_mut();
+            if st.has_room(msg) {
+                Poll::Ready(true)
+            } else {
+                st.wait_for_room(cx.waker());
+                Poll::Pending
+            }
+        });
+        let timeout = async {
+            glommio::timer::sleep(STUCK_AFTER).await;
+            false
+        };
+        if !futures_lite::future::or(room, timeout).await
+            && shard.state.borrow().sent_total == sent_before
+        {
+            return;
         }
     }
 }

@@ -107,6 +107,9 @@ struct SessionEntry {
     generation: u32,
     /// Publishers paused because this session's queue passed its high-water mark.
     waiting_publishers: Vec<Rc<ConnHandle>>,
+    /// Online with a QoS 1/2 backlog past the high-water mark: messages for it from
+    /// other shards wait (see `has_room`) until it is under the low-water mark.
+    backlogged: bool,
 }
 
 struct SubRecord {
@@ -169,6 +172,13 @@ pub(crate) struct State {
     pressured: SmallVec<[u32; 4]>,
     high_water: usize,
     low_water: usize,
+    /// Sessions marked `backlogged`.
+    backlogged: usize,
+    /// Mesh receivers waiting for a backlogged session to drain.
+    room_waiters: Vec<Waker>,
+    /// PUBLISH packets written to clients on this shard, to tell a slow shard from
+    /// a stuck subscriber.
+    pub sent_total: u64,
     wheel: TimerWheel<Timer>,
     route_tokens: HashMap<u64, (Weak<ConnHandle>, usize)>,
     next_token: u64,
@@ -201,6 +211,9 @@ impl State {
             pressured: SmallVec::new(),
             high_water: (l.max_queued_messages * 3 / 4).max(1),
             low_water: l.max_queued_messages / 4,
+            backlogged: 0,
+            room_waiters: Vec::new(),
+            sent_total: 0,
             wheel: TimerWheel::new(4096, 0),
             route_tokens: HashMap::new(),
             next_token: 0,
@@ -286,6 +299,7 @@ impl State {
             pending_will: None,
             generation,
             waiting_publishers: Vec::new(),
+            backlogged: false,
         });
         self.clients.insert(client_id.clone(), slot);
         Opened {
@@ -312,7 +326,8 @@ impl State {
             return false;
         }
         entry.conn = None;
-        release(&mut entry.waiting_publishers);
+        self.clear_backlog(slot);
+        let entry = self.sessions.get_mut(slot).expect("session exists");
         match entry.session.expiry_interval {
             0 => {
                 self.end_session(shard, slot, now);
@@ -357,10 +372,10 @@ impl State {
     /// Ends a session: its subscriptions leave the tries and a will still waiting
     /// for its delay is published.
     fn end_session(&mut self, shard: &Shard, slot: u32, now: Instant) {
+        self.clear_backlog(slot);
         let Some(mut entry) = self.sessions.remove(slot) else {
             return;
         };
-        release(&mut entry.waiting_publishers);
         for sub in entry.session.take_subscriptions() {
             self.drop_subscription(&shard.mesh, slot, &sub);
         }
@@ -557,6 +572,10 @@ impl State {
                         conn.wake_for_delivery(&self.ready_writers);
                         if qos != QoS::AtMostOnce && entry.session.queued() >= self.high_water {
                             self.pressured.push(slot);
+                            if !entry.backlogged {
+                                entry.backlogged = true;
+                                self.backlogged += 1;
+                            }
                         }
                     }
                 }
@@ -754,10 +773,51 @@ impl State {
     /// backlog is under the low-water mark.
     pub fn drained(&mut self, slot: u32) {
         if let Some(entry) = self.sessions.get_mut(slot) {
-            if !entry.waiting_publishers.is_empty() && entry.session.queued() <= self.low_water {
+            if entry.session.queued() <= self.low_water {
                 release(&mut entry.waiting_publishers);
+                if entry.backlogged {
+                    entry.backlogged = false;
+                    self.backlogged -= 1;
+                    self.room_waiters.drain(..).for_each(Waker::wake);
+                }
             }
         }
+    }
+
+    /// Forgets a session's backlog (it went offline or ended).
+    fn clear_backlog(&mut self, slot: u32) {
+        if let Some(entry) = self.sessions.get_mut(slot) {
+            release(&mut entry.waiting_publishers);
+            if entry.backlogged {
+                entry.backlogged = false;
+                self.backlogged -= 1;
+                self.room_waiters.drain(..).for_each(Waker::wake);
+            }
+        }
+    }
+
+    /// Whether a QoS 1/2 message from another shard can be delivered here without
+    /// adding to a backlogged subscriber's queue.
+    pub fn has_room(&self, msg: &Message) -> bool {
+        if self.backlogged == 0 || msg.qos == QoS::AtMostOnce {
+            return true;
+        }
+        let mut room = true;
+        self.trie.match_topic(&msg.topic, |k| {
+            if let Some(rec) = self.subs.get(k) {
+                if rec.options.qos != QoS::AtMostOnce
+                    && self.sessions.get(rec.session).is_some_and(|e| e.backlogged)
+                {
+                    room = false;
+                }
+            }
+        });
+        room
+    }
+
+    /// Registers a mesh receiver to be woken when a backlog clears.
+    pub fn wait_for_room(&mut self, waker: &Waker) {
+        self.room_waiters.push(waker.clone());
     }
 
     /// Arms the keep alive check for a connection.

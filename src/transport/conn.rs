@@ -297,7 +297,8 @@ impl Conn {
                 let mut st = self.shard.state.borrow_mut();
                 let session = st.session_mut(self.slot);
                 if session.can_send() {
-                    session.fill(&mut self.wbuf, now, WRITE_HIGH_WATER);
+                    let sent = session.fill(&mut self.wbuf, now, WRITE_HIGH_WATER);
+                    st.sent_total += sent as u64;
                     st.drained(self.slot);
                 }
             }
