@@ -336,6 +336,7 @@ async fn run_shard(
         dropped = stats.dropped,
         mesh_out = stats.mesh_out,
         mesh_in = stats.mesh_in,
+        unmatched = stats.unmatched,
         "shard stopping"
     );
 }

@@ -133,6 +133,7 @@ pub(crate) struct Stats {
     pub dropped: u64,
     pub mesh_out: u64,
     pub mesh_in: u64,
+    pub unmatched: u64,
 }
 
 /// What a CONNECT asks of the session store.
@@ -526,6 +527,7 @@ impl State {
         let mut hits: SmallVec<[u32; 16]> = SmallVec::new();
         self.trie.match_topic(&msg.topic, |k| hits.push(k));
         if hits.is_empty() {
+            self.stats.unmatched += 1;
             return;
         }
         let subs = &self.subs;
@@ -749,13 +751,15 @@ impl State {
                     .conn
                     .as_ref()
                     .is_some_and(|c| Rc::ptr_eq(c, publisher));
-                if !same
-                    && !entry
+                if !same {
+                    // A publisher released by the stuck timer may still be listed.
+                    if !entry
                         .waiting_publishers
                         .iter()
                         .any(|p| Rc::ptr_eq(p, publisher))
-                {
-                    entry.waiting_publishers.push(publisher.clone());
+                    {
+                        entry.waiting_publishers.push(publisher.clone());
+                    }
                     publisher.paused.set(true);
                     publisher.paused_on.set((slot, entry.session.progress));
                 }
