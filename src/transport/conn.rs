@@ -597,8 +597,8 @@ impl Conn {
         self.handle
             .clear_pending(&self.shard.state.borrow().ready_writers);
         let owns = self.shard.state.borrow().owns(self.slot, self.generation);
+        tracing::debug!(shard = self.shard.id, ?close, "connection closing");
         if let Close::Server(reason) = close {
-            tracing::debug!(shard = self.shard.id, ?reason, "closing connection");
             if self.version.is_v5() {
                 let mut d = Disconnect::new(reason);
                 if self.problem_information {

@@ -29,6 +29,14 @@ pub(crate) fn bind_reuseport(
     shards: usize,
     backlog: u32,
 ) -> std::io::Result<Vec<OwnedFd>> {
+    if addr.port() != 0 {
+        // SO_REUSEPORT would let this broker share a port another process (another
+        // ringmq, say) already listens on, silently splitting its clients. A probe
+        // bound without it fails with "address in use" in that case.
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+    }
     let mut fds = Vec::with_capacity(shards);
     let mut bound = addr;
     for _ in 0..shards {

@@ -220,3 +220,23 @@ fn reason_strings_only_when_problem_information_is_requested() {
         );
     }
 }
+
+#[test]
+fn a_port_in_use_is_a_start_error() {
+    let b = broker();
+    let mut config = ringmq::Config {
+        listen: b.local_addr(),
+        cores: vec![ringmq::config::allowed_cpus()[0]],
+        io_memory: 256 * 1024,
+        ..ringmq::Config::default()
+    };
+    config.limits.max_connections_per_shard = 10;
+    match ringmq::Broker::start(config) {
+        Err(ringmq::shard::StartError::Listen { addr, source }) => {
+            assert_eq!(addr, b.local_addr());
+            assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a second broker started on a port in use"),
+    }
+}
