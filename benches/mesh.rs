@@ -56,36 +56,35 @@ fn glommio_mesh(items: u64, batch: usize) -> Duration {
     start.elapsed()
 }
 
-fn std_channel(items: u64, batch: usize) -> Duration {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(CAPACITY);
+/// Moves `items` in batches from this thread to a consumer thread through a
+/// channel given as its two ends.
+fn between_threads<R>(items: u64, batch: usize, mut send: impl FnMut(Vec<Item>), rx: R) -> Duration
+where
+    R: IntoIterator<Item = Vec<Item>> + Send + 'static,
+{
     let item: Item = Arc::new([7u8; 64]);
-    let consumer = std::thread::spawn(move || rx.iter().map(|v| v.len() as u64).sum::<u64>());
+    let consumer = std::thread::spawn(move || rx.into_iter().map(|v| v.len() as u64).sum::<u64>());
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < items {
         let n = (batch as u64).min(items - sent) as usize;
-        tx.send((0..n).map(|_| item.clone()).collect()).unwrap();
+        send((0..n).map(|_| item.clone()).collect());
         sent += n as u64;
     }
-    drop(tx);
+    // Dropping `send` drops the sender, which ends the consumer's iteration.
+    drop(send);
     assert_eq!(consumer.join().unwrap(), items);
     start.elapsed()
 }
 
+fn std_channel(items: u64, batch: usize) -> Duration {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(CAPACITY);
+    between_threads(items, batch, move |v| tx.send(v).unwrap(), rx)
+}
+
 fn crossbeam_channel(items: u64, batch: usize) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Item>>(CAPACITY);
-    let item: Item = Arc::new([7u8; 64]);
-    let consumer = std::thread::spawn(move || rx.iter().map(|v| v.len() as u64).sum::<u64>());
-    let start = Instant::now();
-    let mut sent = 0u64;
-    while sent < items {
-        let n = (batch as u64).min(items - sent) as usize;
-        tx.send((0..n).map(|_| item.clone()).collect()).unwrap();
-        sent += n as u64;
-    }
-    drop(tx);
-    assert_eq!(consumer.join().unwrap(), items);
-    start.elapsed()
+    between_threads(items, batch, move |v| tx.send(v).unwrap(), rx)
 }
 
 fn mesh(c: &mut Criterion) {

@@ -29,6 +29,16 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
+/// How a shard picks among its own members of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharedStrategy {
+    /// Members in turn.
+    #[default]
+    RoundRobin,
+    /// The member with the fewest messages queued and in flight (ties in turn).
+    LeastLoaded,
+}
+
 /// Limits that protect the broker from clients and bound its memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -90,7 +100,7 @@ pub struct Config {
     /// client id: the base of the client's response topics (empty: never sent).
     pub response_information: String,
     /// How a shard picks among its members of a shared subscription group.
-    pub shared_strategy: crate::shard::SharedStrategy,
+    pub shared_strategy: SharedStrategy,
     pub limits: Limits,
 }
 
@@ -103,7 +113,7 @@ impl Default for Config {
             ring_depth: 128,
             backlog: 1024,
             response_information: "response/".to_string(),
-            shared_strategy: crate::shard::SharedStrategy::default(),
+            shared_strategy: SharedStrategy::default(),
             limits: Limits::default(),
         }
     }

@@ -302,18 +302,23 @@ impl Session {
                 self.stats.dropped_expired += 1;
                 continue;
             }
+            let extra = extra_properties(self.version, &d, now);
+            let mut packet = outgoing(&d, &extra, 0, false);
+            // The packet id's value does not change the length, only its presence.
             if self.client_max_packet != u32::MAX
-                && outgoing_len(self.version, &d, now) > self.client_max_packet as usize
+                && packet.encoded_len(self.version) > self.client_max_packet as usize
             {
                 self.stats.dropped_too_large += 1;
                 continue;
             }
-            let pkid = if d.qos == QoS::AtMostOnce {
-                0
-            } else {
-                self.alloc_pkid()
-            };
-            encode_publish(self.version, &d, pkid, false, now, out);
+            if d.qos != QoS::AtMostOnce {
+                packet.pkid = self.alloc_pkid();
+            }
+            let pkid = packet.pkid;
+            // A routed message was decoded from a valid packet, so it re-encodes.
+            packet
+                .encode(self.version, out)
+                .expect("a routed message always encodes");
             if d.qos == QoS::AtMostOnce {
                 self.progress += 1;
             } else {
@@ -483,11 +488,6 @@ fn outgoing<'a>(
         extra,
         payload: &d.msg.payload,
     }
-}
-
-fn outgoing_len(version: ProtocolVersion, d: &Delivery, now: Instant) -> usize {
-    let extra = extra_properties(version, d, now);
-    outgoing(d, &extra, 1, false).encoded_len(version)
 }
 
 fn encode_publish(

@@ -115,7 +115,10 @@ impl Mesh {
         if self.queued.get() < CONGESTION_LIMIT {
             return false;
         }
-        self.blocked.borrow_mut().push(waker.clone());
+        let mut blocked = self.blocked.borrow_mut();
+        if !blocked.iter().any(|w| w.will_wake(waker)) {
+            blocked.push(waker.clone());
+        }
         true
     }
 

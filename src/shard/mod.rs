@@ -42,7 +42,6 @@ use crate::config::Config;
 use crate::transport;
 
 pub(crate) use mesh::{Handoff, Mesh, ShardMsg};
-pub use shared::SharedStrategy;
 pub(crate) use state::{ConnHandle, SessionRequest, State};
 
 /// The shard's timer resolution.
@@ -51,24 +50,22 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// Batches in flight per ordered shard pair before a sender waits.
 const MESH_CHANNEL_BATCHES: usize = 1024;
 
-/// The shard that owns a client id (FNV-1a; stable across runs and builds).
-pub fn owner_shard(client_id: &[u8], shards: usize) -> usize {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in client_id {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    (h % shards as u64) as usize
+/// FNV-1a from `seed`: stable across runs and builds, unlike std's hasher.
+fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(seed, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-/// A client's identity hash, used to recognise its own messages (no-local).
+/// The shard that owns a client id.
+pub fn owner_shard(client_id: &[u8], shards: usize) -> usize {
+    (fnv1a(0xcbf2_9ce4_8422_2325, client_id) % shards as u64) as usize
+}
+
+/// A client's identity hash, used to recognise its own messages (no-local). A
+/// different seed from `owner_shard`, so it does not repeat the shard choice.
 pub fn client_key(client_id: &[u8]) -> u64 {
-    let mut h: u64 = 0x8422_2325_cbf2_9ce4;
-    for &b in client_id {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    fnv1a(0x8422_2325_cbf2_9ce4, client_id)
 }
 
 /// Why the broker could not start.

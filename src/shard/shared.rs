@@ -11,20 +11,11 @@
 
 use hashbrown::HashMap;
 
+use crate::config::SharedStrategy;
 use crate::protocol::{ByteStr, SubscriptionOptions};
 use crate::router::Trie;
 
 use super::slab::Slab;
-
-/// How a shard picks among its own members of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SharedStrategy {
-    /// Members in turn.
-    #[default]
-    RoundRobin,
-    /// The member with the fewest messages queued and in flight (ties in turn).
-    LeastLoaded,
-}
 
 /// One local member of a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -488,8 +488,7 @@ impl State {
         self.pressured.clear();
         let retain_seq = if msg.retain {
             let seq = shard.next_retained_seq();
-            let stored = (!msg.payload.is_empty()).then(|| msg.clone());
-            self.retained.apply(&msg.topic, seq, stored, now);
+            self.apply_retained(&msg, seq, now);
             Some(seq)
         } else {
             None
@@ -518,6 +517,12 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Updates this shard's retained replica: an empty payload deletes.
+    fn apply_retained(&mut self, msg: &Arc<Message>, seq: u64, now: Instant) {
+        let stored = (!msg.payload.is_empty()).then(|| msg.clone());
+        self.retained.apply(&msg.topic, seq, stored, now);
     }
 
     /// Queues `msg` for every local session with a matching subscription: once per
@@ -776,19 +781,17 @@ impl State {
     /// After a session sent from its queue: releases paused publishers once the
     /// backlog is under the low-water mark.
     pub fn drained(&mut self, slot: u32) {
-        if let Some(entry) = self.sessions.get_mut(slot) {
-            if entry.session.queued() <= self.low_water {
-                release(&mut entry.waiting_publishers);
-                if entry.backlogged {
-                    entry.backlogged = false;
-                    self.backlogged -= 1;
-                    self.room_waiters.drain(..).for_each(Waker::wake);
-                }
-            }
+        let low = self.low_water;
+        if self
+            .sessions
+            .get(slot)
+            .is_some_and(|e| e.session.queued() <= low)
+        {
+            self.clear_backlog(slot);
         }
     }
 
-    /// Forgets a session's backlog (it went offline or ended).
+    /// Forgets a session's backlog (drained, gone offline or ended).
     fn clear_backlog(&mut self, slot: u32) {
         if let Some(entry) = self.sessions.get_mut(slot) {
             release(&mut entry.waiting_publishers);
@@ -867,8 +870,7 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
             let mut st = shard.state.borrow_mut();
             st.stats.mesh_in += 1;
             if let Some(seq) = retain_seq {
-                let stored = (!msg.payload.is_empty()).then(|| msg.clone());
-                st.retained.apply(&msg.topic, seq, stored, now);
+                st.apply_retained(&msg, seq, now);
             }
             if deliver {
                 st.deliver_local(&msg);

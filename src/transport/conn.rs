@@ -7,15 +7,16 @@
 //! to one output buffer, and writes that with as few syscalls as the socket allows.
 //! Deliveries from other connections arrive through the session queue and a wake-up.
 
+use std::cell::RefMut;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
-use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -27,8 +28,10 @@ use crate::protocol::{
     ProtocolVersion, PubAck, PubComp, PubRec, Publish, QoS, ReasonCode, RetainHandling, SubAck,
     UnsubAck, Will,
 };
-use crate::session::Delivery;
+use crate::session::{Delivery, Session};
 use crate::shard::{client_key, ConnHandle, Shard};
+
+use super::{flush_and_close, refuse_connect};
 
 /// Output bytes buffered for one connection before it stops reading and filling:
 /// a client that does not read cannot make the broker buffer without bound.
@@ -37,8 +40,6 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 const IDLE_BUFFER: usize = 4096;
 /// Read/handle/write rounds before the task yields to others.
 const ROUNDS_PER_POLL: usize = 16;
-/// How long the final writes (DISCONNECT, pending acks) may take at close.
-const CLOSE_FLUSH: Duration = Duration::from_secs(1);
 
 /// Why a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,18 +119,14 @@ async fn establish(
 
     if shard.connections.get() >= limits.max_connections_per_shard {
         // v3 carries this as return code 3, "server unavailable".
-        let ack = ConnAck::new(ReasonCode::ServerBusy, false);
-        let _ = Packet::ConnAck(ack).encode(version, &mut wbuf);
-        flush_and_close(&mut stream, &wbuf).await;
+        refuse_connect(&mut stream, version, ReasonCode::ServerBusy).await;
         return None;
     }
     let counted = Counted::new(shard.clone());
 
     if v5 && connect.properties.authentication_method().is_some() {
         // No enhanced authentication method is configured.
-        let ack = ConnAck::new(ReasonCode::BadAuthenticationMethod, false);
-        let _ = Packet::ConnAck(ack).encode(version, &mut wbuf);
-        flush_and_close(&mut stream, &wbuf).await;
+        refuse_connect(&mut stream, version, ReasonCode::BadAuthenticationMethod).await;
         return None;
     }
 
@@ -369,36 +366,19 @@ impl Conn {
         let v = self.version;
         match packet {
             Packet::Publish(p) => self.on_publish(p, now)?,
-            Packet::PubAck(a) => self
-                .shard
-                .state
-                .borrow_mut()
-                .session_mut(self.slot)
-                .on_puback(a.pkid),
+            Packet::PubAck(a) => session_of(&self.shard, self.slot).on_puback(a.pkid),
             Packet::PubRec(r) => {
-                let mut st = self.shard.state.borrow_mut();
-                st.session_mut(self.slot)
-                    .on_pubrec(r.pkid, r.reason, &mut self.wbuf);
+                session_of(&self.shard, self.slot).on_pubrec(r.pkid, r.reason, &mut self.wbuf)
             }
             Packet::PubRel(r) => {
-                let known = self
-                    .shard
-                    .state
-                    .borrow_mut()
-                    .session_mut(self.slot)
-                    .on_pubrel(r.pkid);
+                let known = session_of(&self.shard, self.slot).on_pubrel(r.pkid);
                 let mut comp = PubComp::new(r.pkid);
                 if !known {
                     comp.reason = ReasonCode::PacketIdentifierNotFound;
                 }
                 encode(v, Packet::PubComp(comp), &mut self.wbuf);
             }
-            Packet::PubComp(c) => self
-                .shard
-                .state
-                .borrow_mut()
-                .session_mut(self.slot)
-                .on_pubcomp(c.pkid),
+            Packet::PubComp(c) => session_of(&self.shard, self.slot).on_pubcomp(c.pkid),
             Packet::Subscribe(s) => self.on_subscribe(s, now),
             Packet::Unsubscribe(u) => {
                 let mut st = self.shard.state.borrow_mut();
@@ -422,8 +402,7 @@ impl Conn {
             Packet::PingReq => encode(v, Packet::PingResp, &mut self.wbuf),
             Packet::Disconnect(d) => {
                 if let Some(secs) = d.properties.session_expiry_interval() {
-                    let mut st = self.shard.state.borrow_mut();
-                    let session = st.session_mut(self.slot);
+                    let mut session = session_of(&self.shard, self.slot);
                     // v5 3.14.2.2.2: a session that was to end with the connection
                     // cannot be given an expiry at DISCONNECT.
                     if session.expiry_interval == 0 && secs != 0 {
@@ -582,8 +561,7 @@ impl Conn {
         if deliveries.is_empty() {
             return;
         }
-        let mut st = self.shard.state.borrow_mut();
-        let session = st.session_mut(self.slot);
+        let mut session = session_of(&self.shard, self.slot);
         for d in deliveries {
             session.enqueue(d);
         }
@@ -685,16 +663,13 @@ fn will_publish(will: Will) -> Publish {
     }
 }
 
+/// A connection's session, borrowed from its shard's state while held.
+fn session_of(shard: &Shard, slot: u32) -> RefMut<'_, Session> {
+    RefMut::map(shard.state.borrow_mut(), |st| st.session_mut(slot))
+}
+
 fn encode(version: ProtocolVersion, packet: Packet, out: &mut BytesMut) {
     packet
         .encode(version, out)
         .expect("packets the broker builds always encode");
-}
-
-async fn flush_and_close(stream: &mut TcpStream, bytes: &[u8]) {
-    let _ = glommio::timer::timeout(CLOSE_FLUSH, async {
-        stream.write_all(bytes).await?;
-        stream.close().await.map_err(Into::into)
-    })
-    .await;
 }

@@ -18,6 +18,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::protocol::{ByteStr, ConnAck, DecodeError, Packet, ProtocolVersion, ReasonCode};
 use crate::shard::{owner_shard, Shard, ShardMsg};
 
+/// How long the final writes (a refusal, DISCONNECT, pending acks) may take at close.
+const CLOSE_FLUSH: Duration = Duration::from_secs(1);
+
 /// Bytes read from a socket at once.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
@@ -141,8 +144,12 @@ async fn handshake(shard: &Shard, mut stream: TcpStream) -> Option<Accepted> {
     // Both v3.1.1 (clean session only) and v5 allow an empty client id; the broker
     // picks one this shard owns, so the connection stays here.
     if !connect.clean_start && !connect.protocol.is_v5() {
-        let ack = ConnAck::new(ReasonCode::ClientIdentifierNotValid, false);
-        write_packet(&mut stream, connect.protocol, Packet::ConnAck(ack)).await;
+        refuse_connect(
+            &mut stream,
+            connect.protocol,
+            ReasonCode::ClientIdentifierNotValid,
+        )
+        .await;
         return None;
     }
     let id = shard.state.borrow_mut().assign_client_id();
@@ -199,24 +206,33 @@ async fn refuse(stream: &mut TcpStream, err: DecodeError, level: Option<u8>) {
     match (err, level) {
         // 3.1.1 [MQTT-3.1.2-2]: answer an unsupported level with return code 1.
         (DecodeError::UnsupportedProtocolLevel(_), _) => {
-            let ack = ConnAck::new(ReasonCode::UnsupportedProtocolVersion, false);
-            write_packet(stream, ProtocolVersion::V3_1_1, Packet::ConnAck(ack)).await;
+            let reason = ReasonCode::UnsupportedProtocolVersion;
+            refuse_connect(stream, ProtocolVersion::V3_1_1, reason).await;
         }
-        (_, Some(5)) => {
-            let ack = ConnAck::new(err.reason_code(), false);
-            write_packet(stream, ProtocolVersion::V5, Packet::ConnAck(ack)).await;
-        }
+        (_, Some(5)) => refuse_connect(stream, ProtocolVersion::V5, err.reason_code()).await,
         _ => {}
     }
 }
 
-async fn write_packet(stream: &mut TcpStream, version: ProtocolVersion, packet: Packet) {
-    use futures_lite::AsyncWriteExt;
+/// Refuses a connection: CONNACK with `reason` (as a v3 return code for 3.x), then close.
+pub(super) async fn refuse_connect(
+    stream: &mut TcpStream,
+    version: ProtocolVersion,
+    reason: ReasonCode,
+) {
     let mut out = BytesMut::new();
-    if packet.encode(version, &mut out).is_ok() {
-        let _ = glommio::timer::timeout(Duration::from_secs(1), async {
-            stream.write_all(&out).await.map_err(Into::into)
-        })
-        .await;
-    }
+    Packet::ConnAck(ConnAck::new(reason, false))
+        .encode(version, &mut out)
+        .expect("CONNACK encodes");
+    flush_and_close(stream, &out).await;
+}
+
+/// Writes what is left for a closing connection, bounded in time, and closes it.
+pub(super) async fn flush_and_close(stream: &mut TcpStream, bytes: &[u8]) {
+    use futures_lite::AsyncWriteExt;
+    let _ = glommio::timer::timeout(CLOSE_FLUSH, async {
+        stream.write_all(bytes).await?;
+        stream.close().await.map_err(Into::into)
+    })
+    .await;
 }
