@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ringmq::config::{allowed_cpus, Config};
+use ringmq::config::{allowed_cpus, Config, Listener};
 use ringmq::shard::owner_shard;
 use ringmq::Broker;
 use tokio::task::JoinHandle;
@@ -23,7 +23,7 @@ fn broker() -> Broker {
         "the broker needs two distinct CPUs, have {cpus:?}"
     );
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listeners: vec![Listener::new("127.0.0.1:0".parse().unwrap())],
         cores: vec![cpus[0], cpus[1]],
         io_memory: 256 * 1024,
         ..Config::default()

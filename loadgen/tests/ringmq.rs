@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use ringmq::config::{allowed_cpus, Config};
+use ringmq::config::{allowed_cpus, Config, Listener};
 use ringmq::Broker;
 use ringmq_loadgen::{run, Kind, Report, RunError, RunOptions, Scenario};
 
@@ -19,7 +19,7 @@ fn broker() -> Broker {
     let cpus = allowed_cpus();
     assert!(cpus.len() >= 2, "these tests need two CPUs, have {cpus:?}");
     Broker::start(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listeners: vec![Listener::new("127.0.0.1:0".parse().unwrap())],
         cores: vec![cpus[0], cpus[1]],
         io_memory: 256 * 1024,
         ..Config::default()

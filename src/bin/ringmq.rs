@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use ringmq::config::{parse_cpu_list, Config};
+use ringmq::config::{parse_cpu_list, Config, Listener};
 use ringmq::Broker;
 
 #[global_allocator]
@@ -49,9 +49,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             }
             "--listen" => {
                 let v = value("--listen")?;
-                config.listen = v
+                let addr = v
                     .parse::<SocketAddr>()
                     .map_err(|e| format!("--listen: '{v}' is not an address: {e}"))?;
+                config.listeners = vec![Listener::new(addr)];
             }
             "--cores" => {
                 config.cores = parse_cpu_list(&value("--cores")?).map_err(|e| e.to_string())?;

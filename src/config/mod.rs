@@ -64,6 +64,9 @@ pub struct Limits {
     pub max_connections_per_shard: usize,
     /// Topic aliases a v5 client may set on one connection (0: none).
     pub topic_alias_maximum: u16,
+    /// Topic aliases the broker may set toward one client, further bounded by the
+    /// client's Topic Alias Maximum (used by `alias_policy`).
+    pub outgoing_topic_aliases: u16,
 }
 
 impl Default for Limits {
@@ -79,42 +82,94 @@ impl Default for Limits {
             max_session_expiry: u32::MAX,
             max_connections_per_shard: 1_000_000,
             topic_alias_maximum: 64,
+            outgoing_topic_aliases: 64,
         }
     }
+}
+
+/// One MQTT listening address. Every shard accepts on its own SO_REUSEPORT socket
+/// bound to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub address: SocketAddr,
+    /// Listen backlog per shard socket.
+    pub backlog: u32,
+}
+
+impl Listener {
+    pub fn new(address: SocketAddr) -> Listener {
+        Listener {
+            address,
+            backlog: 1024,
+        }
+    }
+}
+
+/// Which topics the broker replaces by a Topic Alias when it sends to a v5 client
+/// that allows aliases (Topic Alias Maximum in its CONNECT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AliasPolicy {
+    /// Never: every PUBLISH carries its topic name.
+    #[default]
+    Off,
+    /// The first topics sent get aliases until the client's (or our) maximum is
+    /// reached; later topics are sent in full.
+    Fill,
+    /// Like `Fill`, but when the table is full the least recently used alias is
+    /// reassigned to the new topic.
+    Lru,
+}
+
+/// Where Prometheus metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metrics {
+    /// Address of the HTTP endpoint serving `/metrics` (None: not served).
+    pub listen: Option<SocketAddr>,
 }
 
 /// Everything the broker needs to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The MQTT/TCP listener.
-    pub listen: SocketAddr,
+    /// MQTT over TCP listeners (at least one).
+    pub listeners: Vec<Listener>,
     /// CPU ids that run one shard each, in shard order.
     pub cores: Vec<usize>,
     /// Locked io_uring buffer memory per shard (bytes).
     pub io_memory: usize,
     /// io_uring submission queue depth per shard.
     pub ring_depth: usize,
-    /// Listen backlog per shard socket.
-    pub backlog: u32,
     /// Sent as Response Information to v5 clients that request it, followed by the
     /// client id: the base of the client's response topics (empty: never sent).
     pub response_information: String,
     /// How a shard picks among its members of a shared subscription group.
     pub shared_strategy: SharedStrategy,
+    /// Topic aliases the broker sets on messages it sends to v5 clients.
+    pub alias_policy: AliasPolicy,
     pub limits: Limits,
+    pub metrics: Metrics,
+    /// How often `$SYS/broker/...` topics are published (zero: never).
+    pub sys_interval: Duration,
+    /// Longest a graceful stop may take: DISCONNECT sent and queues flushed.
+    pub shutdown_timeout: Duration,
+    /// Log filter, `tracing` env-filter syntax (e.g. `info`, `ringmq=debug`).
+    pub log_level: String,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
-            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            listeners: vec![Listener::new(SocketAddr::from(([0, 0, 0, 0], 1883)))],
             cores: allowed_cpus(),
             io_memory: 1024 * 1024,
             ring_depth: 128,
-            backlog: 1024,
             response_information: "response/".to_string(),
             shared_strategy: SharedStrategy::default(),
+            alias_policy: AliasPolicy::default(),
             limits: Limits::default(),
+            metrics: Metrics::default(),
+            sys_interval: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            log_level: "info".to_string(),
         }
     }
 }
@@ -136,6 +191,12 @@ impl Config {
             if !allowed.contains(cpu) {
                 return Err(ConfigError::CpuNotAllowed(*cpu, format_cpu_list(&allowed)));
             }
+        }
+        if self.listeners.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "listeners",
+                problem: "at least one listener is needed".to_string(),
+            });
         }
         let invalid = |key, problem: &str| {
             Err(ConfigError::Invalid {

@@ -127,7 +127,7 @@ impl Shard {
 
 /// A running broker.
 pub struct Broker {
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
 }
@@ -138,17 +138,21 @@ impl Broker {
     pub fn start(config: Config) -> Result<Broker, StartError> {
         config.validate()?;
         let shards = config.cores.len();
-        let listeners =
-            transport::bind_reuseport(config.listen, shards, config.backlog).map_err(|source| {
-                StartError::Listen {
-                    addr: config.listen,
-                    source,
-                }
-            })?;
-        let addr = transport::local_addr(&listeners[0]).map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        // per_shard[shard]: that shard's socket for each listener, in config order.
+        let mut per_shard: Vec<Vec<OwnedFd>> = (0..shards).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            let listen_err = |source| StartError::Listen {
+                addr: l.address,
+                source,
+            };
+            let fds =
+                transport::bind_reuseport(l.address, shards, l.backlog).map_err(listen_err)?;
+            addrs.push(transport::local_addr(&fds[0]).map_err(listen_err)?);
+            for (shard, fd) in fds.into_iter().enumerate() {
+                per_shard[shard].push(fd);
+            }
+        }
         let shared = Arc::new(Shared {
             config: config.clone(),
             shards,
@@ -177,9 +181,9 @@ impl Broker {
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
         let mut executors = Vec::with_capacity(shards);
-        let mut listeners = listeners.into_iter();
+        let mut per_shard = per_shard.into_iter();
         for (id, &cpu) in config.cores.iter().enumerate() {
-            let listener: OwnedFd = listeners.next().expect("one listener per shard");
+            let listeners = per_shard.next().expect("sockets for every shard");
             let txs: Vec<_> = senders[id].iter_mut().map(Option::take).collect();
             let rxs: Vec<_> = receivers[id].iter_mut().map(Option::take).collect();
             let shard_shared = shared.clone();
@@ -189,7 +193,7 @@ impl Broker {
                 .io_memory(config.io_memory)
                 .ring_depth(config.ring_depth)
                 .spawn(move || async move {
-                    run_shard(id, shard_shared, listener, txs, rxs, ready).await;
+                    run_shard(id, shard_shared, listeners, txs, rxs, ready).await;
                 });
             match spawned {
                 Ok(handle) => executors.push(handle),
@@ -226,21 +230,26 @@ impl Broker {
             }
         }
         tracing::info!(
-            %addr,
+            listeners = ?addrs,
             shards,
             cores = %crate::config::format_cpu_list(&config.cores),
             "ringmq listening"
         );
         Ok(Broker {
-            addr,
+            addrs,
             shared,
             executors,
         })
     }
 
-    /// The address the listener is bound to (useful with port 0).
+    /// The address the first listener is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
+    }
+
+    /// The addresses of every listener, in configuration order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// Number of shards running.
@@ -285,7 +294,7 @@ impl Drop for Broker {
 async fn run_shard(
     id: usize,
     shared: Arc<Shared>,
-    listener: OwnedFd,
+    listeners: Vec<OwnedFd>,
     txs: Vec<Option<shared_channel::SharedSender<Vec<ShardMsg>>>>,
     rxs: Vec<Option<shared_channel::SharedReceiver<Vec<ShardMsg>>>>,
     ready: std::sync::mpsc::Sender<Result<usize, String>>,
@@ -310,10 +319,12 @@ async fn run_shard(
     for rx in rxs.into_iter().flatten() {
         glommio::spawn_local(mesh::receiver(shard.clone(), rx)).detach();
     }
-    // SAFETY: the descriptor came from `bind_reuseport` as an owned listening socket
-    // and is handed to exactly one shard.
-    let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
-    glommio::spawn_local(transport::accept_loop(shard.clone(), listener)).detach();
+    for fd in listeners {
+        // SAFETY: the descriptor came from `bind_reuseport` as an owned listening
+        // socket and is handed to exactly one shard.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
+        glommio::spawn_local(transport::accept_loop(shard.clone(), listener)).detach();
+    }
     let _ = ready.send(Ok(id));
     drop(ready);
 

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ringmq::config::{allowed_cpus, Config};
+use ringmq::config::{allowed_cpus, Config, Listener};
 use ringmq::protocol::{
     ConnAck, Connect, Packet, Properties, Property, ProtocolVersion, PubAck, PubComp, PubRec,
     PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, Unsubscribe, Will,
@@ -22,7 +22,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub fn broker_with(shards: usize, tweak: impl FnOnce(&mut Config)) -> Broker {
     let cpus = allowed_cpus();
     let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listeners: vec![Listener::new("127.0.0.1:0".parse().unwrap())],
         // With fewer CPUs than shards, shards share the last CPU's neighbours.
         cores: (0..shards).map(|i| cpus[i % cpus.len()]).collect(),
         io_memory: 256 * 1024,

@@ -225,7 +225,7 @@ fn reason_strings_only_when_problem_information_is_requested() {
 fn a_port_in_use_is_a_start_error() {
     let b = broker();
     let mut config = ringmq::Config {
-        listen: b.local_addr(),
+        listeners: vec![ringmq::config::Listener::new(b.local_addr())],
         cores: vec![ringmq::config::allowed_cpus()[0]],
         io_memory: 256 * 1024,
         ..ringmq::Config::default()
