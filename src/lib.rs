@@ -17,6 +17,8 @@
 //!   client-id ownership and the timer wheel. [`shard::Broker`] starts it all.
 //! - `transport`: listeners, accept, the CONNECT phase and hand-off, and `conn`,
 //!   the one place where a socket meets the codec.
+//! - [`metrics`]: per-shard counters written without locks, their totals, the
+//!   Prometheus endpoint; `shard::sys` publishes them under `$SYS/broker/`.
 //! - [`config`]: configuration as plain data, with validation.
 //! - `src/bin/ringmq.rs`: the command line.
 //!
@@ -25,6 +27,7 @@
 
 pub mod config;
 pub mod message;
+pub mod metrics;
 pub mod protocol;
 pub mod router;
 pub mod session;

@@ -76,6 +76,9 @@ pub struct SessionStats {
     pub dropped_full: u64,
     pub dropped_expired: u64,
     pub dropped_too_large: u64,
+    /// PUBLISH packets written by `fill`, by QoS, and their payload bytes.
+    pub sent: [u64; 3],
+    pub sent_bytes: [u64; 3],
 }
 
 /// A protocol violation the session detected; the connection is closed with it.
@@ -319,6 +322,8 @@ impl Session {
             packet
                 .encode(self.version, out)
                 .expect("a routed message always encodes");
+            self.stats.sent[d.qos as usize] += 1;
+            self.stats.sent_bytes[d.qos as usize] += d.msg.payload.len() as u64;
             if d.qos == QoS::AtMostOnce {
                 self.progress += 1;
             } else {

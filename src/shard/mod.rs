@@ -26,6 +26,7 @@ mod mesh;
 mod shared;
 mod slab;
 mod state;
+mod sys;
 pub mod timer;
 
 use std::net::SocketAddr;
@@ -39,10 +40,12 @@ use glommio::channels::shared_channel;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::Config;
+use crate::metrics::{http, Registry, ShardMetrics};
+use crate::protocol::ReasonCode;
 use crate::transport;
 
 pub(crate) use mesh::{Handoff, Mesh, ShardMsg};
-pub(crate) use state::{ConnHandle, SessionRequest, State};
+pub(crate) use state::{harvest, ConnHandle, SessionRequest, State};
 
 /// The shard's timer resolution.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -78,6 +81,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start shard {shard} on CPU {cpu}: {reason}")]
     Executor {
         shard: usize,
@@ -91,6 +99,7 @@ pub enum StartError {
 /// per retained publish.
 pub(crate) struct Shared {
     pub config: Config,
+    pub metrics: Arc<Registry>,
     pub shards: usize,
     pub retained_seq: AtomicU64,
     pub stop: AtomicBool,
@@ -120,6 +129,11 @@ impl Shard {
         &self.shared.config
     }
 
+    /// This shard's counters.
+    pub fn metrics(&self) -> &ShardMetrics {
+        self.shared.metrics.shard(self.id)
+    }
+
     pub fn next_retained_seq(&self) -> u64 {
         self.shared.retained_seq.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -129,6 +143,7 @@ impl Shard {
 pub struct Broker {
     addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
+    metrics_server: Option<http::Server>,
     executors: Vec<glommio::ExecutorJoinHandle<()>>,
 }
 
@@ -153,13 +168,25 @@ impl Broker {
                 per_shard[shard].push(fd);
             }
         }
+        let metrics = Arc::new(Registry::new(shards));
         let shared = Arc::new(Shared {
             config: config.clone(),
+            metrics: metrics.clone(),
             shards,
             retained_seq: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
 
+        let metrics_server = match config.metrics.listen {
+            Some(addr) => match http::Server::start(addr, metrics.clone()) {
+                Ok(server) => {
+                    tracing::info!(addr = %server.local_addr(), "metrics served at /metrics");
+                    Some(server)
+                }
+                Err(source) => return Err(StartError::Metrics { addr, source }),
+            },
+            None => None,
+        };
         // senders[from][to] / receivers[to][from]: one SPSC channel per ordered pair.
         let mut senders: Vec<Vec<Option<shared_channel::SharedSender<Vec<ShardMsg>>>>> = (0
             ..shards)
@@ -238,6 +265,7 @@ impl Broker {
         Ok(Broker {
             addrs,
             shared,
+            metrics_server,
             executors,
         })
     }
@@ -250,6 +278,16 @@ impl Broker {
     /// The addresses of every listener, in configuration order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Where the Prometheus endpoint listens, if it was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_server.as_ref().map(http::Server::local_addr)
+    }
+
+    /// The broker's counters, as the metrics endpoint renders them.
+    pub fn metrics(&self) -> &Registry {
+        &self.shared.metrics
     }
 
     /// Number of shards running.
@@ -303,7 +341,7 @@ async fn run_shard(
     let shards = shared.shards;
     let shard = Rc::new(Shard {
         id,
-        state: std::cell::RefCell::new(State::new(id, &shared.config, start)),
+        state: std::cell::RefCell::new(State::new(id, &shared.config, shared.metrics.clone())),
         mesh: Mesh::new(id, shards),
         shared,
         start,
@@ -319,12 +357,15 @@ async fn run_shard(
     for rx in rxs.into_iter().flatten() {
         glommio::spawn_local(mesh::receiver(shard.clone(), rx)).detach();
     }
+    let mut accepting = Vec::with_capacity(listeners.len());
     for fd in listeners {
         // SAFETY: the descriptor came from `bind_reuseport` as an owned listening
         // socket and is handed to exactly one shard.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd.into_raw_fd()) };
-        glommio::spawn_local(transport::accept_loop(shard.clone(), listener)).detach();
+        accepting
+            .push(glommio::spawn_local(transport::accept_loop(shard.clone(), listener)).detach());
     }
+    let sys = (id == 0).then(|| glommio::spawn_local(sys::publisher(shard.clone())).detach());
     let _ = ready.send(Ok(id));
     drop(ready);
 
@@ -335,17 +376,37 @@ async fn run_shard(
         }
         let now = Instant::now();
         state::on_tick(&shard, now);
+        if let Some(epoch) = shard.shared.metrics.gauge_requested(id) {
+            shard.state.borrow().refresh_gauges(epoch);
+        }
     }
-    let stats = shard.state.borrow().stats;
+
+    // Graceful stop: no new connections, every client told (v5: DISCONNECT 0x8B)
+    // after what is queued for it is written, all within the shutdown timeout.
+    for task in accepting.into_iter().chain(sys) {
+        task.cancel();
+    }
+    let deadline = Instant::now() + shard.config().shutdown_timeout;
+    let mut round = 0u32;
+    while shard.connections.get() > 0 && Instant::now() < deadline {
+        // Asked again every tick: connections that finished CONNECT meanwhile too.
+        if round % 10 == 0 {
+            let online = shard.state.borrow().online_connections();
+            for conn in online {
+                conn.request_close(ReasonCode::ServerShuttingDown);
+            }
+        }
+        round += 1;
+        glommio::timer::sleep(TICK / 10).await;
+    }
+    let m = shard.metrics();
     tracing::info!(
         shard = id,
-        publishes = stats.publishes_in,
-        deliveries = stats.deliveries,
-        dropped = stats.dropped,
-        mesh_out = stats.mesh_out,
-        mesh_in = stats.mesh_in,
-        unmatched = stats.unmatched,
-        "shard stopping"
+        still_open = shard.connections.get(),
+        received = m.publish_in.iter().map(|c| c.get()).sum::<u64>(),
+        sent = m.publish_out.iter().map(|c| c.get()).sum::<u64>(),
+        dropped = m.dropped.iter().map(|c| c.get()).sum::<u64>(),
+        "shard stopped"
     );
 }
 

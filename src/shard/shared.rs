@@ -65,6 +65,11 @@ impl SharedGroups {
         }
     }
 
+    /// Members on this shard, over every group.
+    pub fn local_members(&self) -> usize {
+        self.groups.iter().map(|(_, g)| g.members.len()).sum()
+    }
+
     fn group_for(&mut self, key: &ByteStr, filter: &ByteStr) -> u32 {
         if let Some(&gid) = self.by_key.get(key) {
             return gid;

@@ -34,6 +34,19 @@ impl<T> Slab<T> {
         Some(value)
     }
 
+    /// Entries present.
+    pub fn count(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    /// Entries present, with their keys.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(k, e)| Some((k as u32, e.as_ref()?)))
+    }
+
     pub fn get(&self, key: u32) -> Option<&T> {
         self.entries.get(key as usize)?.as_ref()
     }
@@ -54,8 +67,11 @@ mod tests {
         let b = s.insert("b");
         assert_eq!(s.remove(a), Some("a"));
         assert_eq!(s.remove(a), None);
+        assert_eq!(s.count(), 1);
         let c = s.insert("c");
         assert_eq!(c, a);
         assert_eq!(s.get(b), Some(&"b"));
+        assert_eq!(s.count(), 2);
+        assert_eq!(s.iter().map(|(_, v)| *v).collect::<Vec<_>>(), ["c", "b"]);
     }
 }

@@ -13,10 +13,11 @@ use smallvec::SmallVec;
 
 use crate::config::Config;
 use crate::message::Message;
+use crate::metrics::{DropCause, Registry, ShardMetrics};
 use crate::protocol::{ByteStr, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions};
 use crate::router::retained::RetainedStore;
 use crate::router::Trie;
-use crate::session::{Delivery, Enqueued, Session, SessionLimits, Subscription};
+use crate::session::{Delivery, Enqueued, Session, SessionLimits, SessionStats, Subscription};
 
 use super::mesh::{Mesh, ShardMsg};
 use super::shared::{Member, SharedGroups};
@@ -125,17 +126,6 @@ enum Timer {
     Unpause(Weak<ConnHandle>),
 }
 
-/// Counters a shard keeps.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Stats {
-    pub publishes_in: u64,
-    pub deliveries: u64,
-    pub dropped: u64,
-    pub mesh_out: u64,
-    pub mesh_in: u64,
-    pub unmatched: u64,
-}
-
 /// What a CONNECT asks of the session store.
 pub(crate) struct SessionRequest<'a> {
     pub client_id: &'a ByteStr,
@@ -186,11 +176,11 @@ pub(crate) struct State {
     generations: u32,
     assigned_ids: u64,
     last_sweep: u64,
-    pub stats: Stats,
+    metrics: Arc<Registry>,
 }
 
 impl State {
-    pub fn new(id: usize, config: &Config, _start: Instant) -> State {
+    pub fn new(id: usize, config: &Config, metrics: Arc<Registry>) -> State {
         let l = &config.limits;
         State {
             id,
@@ -221,8 +211,38 @@ impl State {
             generations: 0,
             assigned_ids: 0,
             last_sweep: 0,
-            stats: Stats::default(),
+            metrics,
         }
+    }
+
+    /// This shard's counters.
+    pub fn metrics(&self) -> &ShardMetrics {
+        self.metrics.shard(self.id)
+    }
+
+    /// The connections of every online session.
+    pub fn online_connections(&self) -> Vec<Rc<ConnHandle>> {
+        self.sessions
+            .iter()
+            .filter_map(|(_, e)| e.conn.clone())
+            .collect()
+    }
+
+    /// Recomputes the gauges that cost a walk over the sessions.
+    pub fn refresh_gauges(&self, epoch: u64) {
+        let (mut queued, mut inflight) = (0, 0);
+        for (_, e) in self.sessions.iter() {
+            queued += e.session.queued() as u64;
+            inflight += e.session.inflight() as u64;
+        }
+        let m = self.metrics();
+        m.sessions.set(self.sessions.count() as u64);
+        m.queued.set(queued);
+        m.inflight.set(inflight);
+        m.subscriptions
+            .set(self.subs.count() as u64 + self.shared.local_members() as u64);
+        m.retained.set(self.retained.len() as u64);
+        m.gauge_epoch.set(epoch);
     }
 
     /// A fresh client id owned by this shard, for clients that connect without one.
@@ -484,7 +504,6 @@ impl State {
     /// Routes a message published on this shard: retained store, local
     /// subscribers, and the shards whose routes match.
     pub fn publish(&mut self, shard: &Shard, msg: Arc<Message>, now: Instant) {
-        self.stats.publishes_in += 1;
         self.pressured.clear();
         let retain_seq = if msg.retain {
             let seq = shard.next_retained_seq();
@@ -493,19 +512,21 @@ impl State {
         } else {
             None
         };
-        self.deliver_local(&msg);
+        let mut matched = self.deliver_local(&msg);
         let mut groups: SmallVec<[u32; 4]> = SmallVec::new();
         self.shared.matching(&msg.topic, |g| groups.push(g));
+        matched |= !groups.is_empty();
         for gid in groups {
             self.dispatch_shared(shard, gid, &msg, 0, None, 0);
         }
         if self.shards > 1 {
             let mut mask: u128 = 0;
             self.routes.match_topic(&msg.topic, |s| mask |= 1u128 << s);
+            matched |= mask != 0;
             for peer in (0..self.shards).filter(|&p| p != self.id) {
                 let deliver = mask & (1u128 << peer) != 0;
                 if deliver || retain_seq.is_some() {
-                    self.stats.mesh_out += 1;
+                    self.metrics.shard(self.id).mesh_out.inc();
                     shard.mesh.send(
                         peer,
                         ShardMsg::Publish {
@@ -517,6 +538,9 @@ impl State {
                 }
             }
         }
+        if !matched {
+            self.metrics().unmatched.inc();
+        }
     }
 
     /// Updates this shard's retained replica: an empty payload deletes.
@@ -527,13 +551,13 @@ impl State {
 
     /// Queues `msg` for every local session with a matching subscription: once per
     /// session, at the highest granted QoS among its matching subscriptions, with
-    /// all their subscription identifiers (v5 3.3.4).
-    pub fn deliver_local(&mut self, msg: &Arc<Message>) {
+    /// all their subscription identifiers (v5 3.3.4). Returns whether any local
+    /// subscription matched.
+    pub fn deliver_local(&mut self, msg: &Arc<Message>) -> bool {
         let mut hits: SmallVec<[u32; 16]> = SmallVec::new();
         self.trie.match_topic(&msg.topic, |k| hits.push(k));
         if hits.is_empty() {
-            self.stats.unmatched += 1;
-            return;
+            return false;
         }
         let subs = &self.subs;
         let session_of = |k: &u32| subs.get(*k).map_or(u32::MAX, |r| r.session);
@@ -572,9 +596,10 @@ impl State {
                 shared: None,
             };
             let qos = delivery.qos;
-            match entry.session.enqueue(delivery) {
+            let enqueued = entry.session.enqueue(delivery);
+            harvest(self.metrics.shard(self.id), &mut entry.session);
+            match enqueued {
                 Enqueued::Queued => {
-                    self.stats.deliveries += 1;
                     if let Some(conn) = &entry.conn {
                         conn.wake_for_delivery(&self.ready_writers);
                         if qos != QoS::AtMostOnce && entry.session.queued() >= self.high_water {
@@ -586,9 +611,10 @@ impl State {
                         }
                     }
                 }
-                Enqueued::DroppedQoS0 | Enqueued::DroppedFull => self.stats.dropped += 1,
+                Enqueued::DroppedQoS0 | Enqueued::DroppedFull => {}
             }
         }
+        true
     }
 
     /// Adds a member to a shared subscription group. Returns whether the
@@ -668,7 +694,7 @@ impl State {
         while let Some(target) = self.shared.pick_shard(gid, exclude) {
             if target != self.id {
                 let key = self.shared.key(gid).expect("group exists").clone();
-                self.stats.mesh_out += 1;
+                self.metrics().mesh_out.inc();
                 shard.mesh.send(
                     target,
                     ShardMsg::SharedDeliver {
@@ -684,7 +710,7 @@ impl State {
             }
             exclude |= 1u128 << self.id;
         }
-        self.stats.dropped += 1;
+        self.metrics().dropped(DropCause::NoSharedMember, 1);
     }
 
     /// Gives `msg` to one local member of group `gid`; false if none could take it.
@@ -716,18 +742,16 @@ impl State {
                 sub_ids: member.id.into_iter().collect(),
                 shared: Some(key.clone()),
             };
-            match entry.session.enqueue(delivery) {
+            let enqueued = entry.session.enqueue(delivery);
+            harvest(self.metrics.shard(self.id), &mut entry.session);
+            match enqueued {
                 Enqueued::Queued => {
-                    self.stats.deliveries += 1;
                     if let Some(conn) = &entry.conn {
                         conn.wake_for_delivery(&self.ready_writers);
                     }
                     return true;
                 }
-                Enqueued::DroppedQoS0 => {
-                    self.stats.dropped += 1;
-                    return true;
-                }
+                Enqueued::DroppedQoS0 => return true,
                 Enqueued::DroppedFull => skip = Some(member.slot),
             }
         }
@@ -851,6 +875,24 @@ impl State {
     }
 }
 
+/// Moves a session's drop and send counts into the shard's metrics.
+pub(crate) fn harvest(m: &ShardMetrics, session: &mut Session) {
+    if session.stats == SessionStats::default() {
+        return;
+    }
+    let s = std::mem::take(&mut session.stats);
+    m.dropped(DropCause::QueueFullQoS0, s.dropped_qos0);
+    m.dropped(DropCause::QueueFull, s.dropped_full);
+    m.dropped(DropCause::Expired, s.dropped_expired);
+    m.dropped(DropCause::TooLarge, s.dropped_too_large);
+    for q in 0..3 {
+        if s.sent[q] > 0 {
+            m.publish_out[q].add(s.sent[q]);
+            m.publish_bytes_out[q].add(s.sent_bytes[q]);
+        }
+    }
+}
+
 fn release(publishers: &mut Vec<Rc<ConnHandle>>) {
     for p in publishers.drain(..) {
         p.paused.set(false);
@@ -868,12 +910,13 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
             retain_seq,
         } => {
             let mut st = shard.state.borrow_mut();
-            st.stats.mesh_in += 1;
+            st.metrics().mesh_in.inc();
             if let Some(seq) = retain_seq {
                 st.apply_retained(&msg, seq, now);
             }
             if deliver {
-                st.deliver_local(&msg);
+                // Whether it matched was counted where it was published.
+                let _ = st.deliver_local(&msg);
                 // Publishers on other shards are paced by the mesh, not paused here.
                 st.pressured.clear();
             }
@@ -912,7 +955,7 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
         }
         ShardMsg::SharedDeliver { key, msg, hops } => {
             let mut st = shard.state.borrow_mut();
-            st.stats.mesh_in += 1;
+            st.metrics().mesh_in.inc();
             if let Some(gid) = st.shared.gid(&key) {
                 if !st.deliver_shared_local(gid, &msg, None) {
                     // Its members here left meanwhile: another shard's turn.
@@ -920,7 +963,7 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
                         let exclude = 1u128 << st.id;
                         st.dispatch_shared(shard, gid, &msg, exclude, None, hops);
                     } else {
-                        st.stats.dropped += 1;
+                        st.metrics().dropped(DropCause::NoSharedMember, 1);
                     }
                 }
             }
@@ -1006,6 +1049,7 @@ pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
             .get(slot)
             .is_some_and(|e| e.generation == generation && e.conn.is_none());
         if offline {
+            st.metrics().sessions_expired.inc();
             st.end_session(shard, slot, now);
         }
     }

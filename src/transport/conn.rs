@@ -22,6 +22,7 @@ use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use crate::message::Message;
+use crate::metrics::DisconnectKind;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{
     ByteStr, ConnAck, Connect, Disconnect, Packet, Properties, Property, PropertyId,
@@ -29,7 +30,7 @@ use crate::protocol::{
     UnsubAck, Will,
 };
 use crate::session::{Delivery, Session};
-use crate::shard::{client_key, ConnHandle, Shard};
+use crate::shard::{client_key, harvest, ConnHandle, Shard};
 
 use super::{flush_and_close, refuse_connect};
 
@@ -119,16 +120,22 @@ async fn establish(
 
     if shard.connections.get() >= limits.max_connections_per_shard {
         // v3 carries this as return code 3, "server unavailable".
-        refuse_connect(&mut stream, version, ReasonCode::ServerBusy).await;
+        refuse_connect(&shard, &mut stream, version, ReasonCode::ServerBusy).await;
         return None;
     }
-    let counted = Counted::new(shard.clone());
-
     if v5 && connect.properties.authentication_method().is_some() {
         // No enhanced authentication method is configured.
-        refuse_connect(&mut stream, version, ReasonCode::BadAuthenticationMethod).await;
+        refuse_connect(
+            &shard,
+            &mut stream,
+            version,
+            ReasonCode::BadAuthenticationMethod,
+        )
+        .await;
         return None;
     }
+
+    let counted = Counted::new(shard.clone());
 
     let mut keep_alive = connect.keep_alive;
     let mut server_keep_alive = None;
@@ -279,6 +286,7 @@ impl Conn {
                     Poll::Ready(Ok(n)) => {
                         self.rbuf.extend_from_slice(&scratch[..n]);
                         drop(scratch);
+                        self.shard.metrics().bytes_in.add(n as u64);
                         self.read_since_yield = true;
                         self.handle.last_rx.set(self.shard.tick(now));
                         if let Err(close) = self.process(now) {
@@ -295,6 +303,7 @@ impl Conn {
                 let session = st.session_mut(self.slot);
                 if session.can_send() {
                     let sent = session.fill(&mut self.wbuf, now, WRITE_HIGH_WATER);
+                    harvest(self.shard.metrics(), session);
                     st.sent_total += sent as u64;
                     st.drained(self.slot);
                 }
@@ -305,6 +314,7 @@ impl Conn {
                     Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Close::Lost),
                     Poll::Ready(Ok(n)) => {
                         self.wbuf.advance(n);
+                        self.shard.metrics().bytes_out.add(n as u64);
                         progress = true;
                     }
                     Poll::Pending => break,
@@ -442,6 +452,7 @@ impl Conn {
             self.resolve_alias(alias, &mut p)?;
         }
         let (qos, pkid) = (p.qos, p.pkid);
+        self.shard.metrics().published(qos, p.payload.len());
         let mut st = self.shard.state.borrow_mut();
         let route = match qos {
             QoS::ExactlyOnce => st
@@ -576,6 +587,21 @@ impl Conn {
             .clear_pending(&self.shard.state.borrow().ready_writers);
         let owns = self.shard.state.borrow().owns(self.slot, self.generation);
         tracing::debug!(shard = self.shard.id, ?close, "connection closing");
+        self.shard.metrics().disconnected(match close {
+            Close::Normal => DisconnectKind::Client(ReasonCode::NORMAL_DISCONNECTION),
+            Close::WithWill => DisconnectKind::Client(ReasonCode::DisconnectWithWillMessage),
+            Close::Server(reason) => DisconnectKind::Server(reason),
+            Close::Lost => DisconnectKind::Lost,
+        });
+        let shutting_down = close == Close::Server(ReasonCode::ServerShuttingDown);
+        if shutting_down && owns {
+            // What is queued for the client goes out before the DISCONNECT, as far
+            // as its inflight window allows.
+            let mut st = self.shard.state.borrow_mut();
+            let session = st.session_mut(self.slot);
+            session.fill(&mut self.wbuf, now, usize::MAX);
+            harvest(self.shard.metrics(), session);
+        }
         if let Close::Server(reason) = close {
             if self.version.is_v5() {
                 let mut d = Disconnect::new(reason);
@@ -590,7 +616,9 @@ impl Conn {
             }
         }
         let will = match close {
+            // The broker is going away: there is no one left to tell.
             Close::Normal => None,
+            Close::Server(_) if shutting_down => None,
             Close::WithWill | Close::Server(_) | Close::Lost => self.will.take(),
         };
         {
@@ -629,6 +657,7 @@ fn reason_text(reason: ReasonCode) -> &'static str {
             "more unreleased QoS 2 messages than the receive maximum"
         }
         ReasonCode::ProtocolError => "packet not allowed here",
+        ReasonCode::ServerShuttingDown => "the broker is shutting down",
         _ => "closed by the broker",
     }
 }
@@ -639,6 +668,7 @@ struct Counted(Rc<Shard>);
 impl Counted {
     fn new(shard: Rc<Shard>) -> Counted {
         shard.connections.set(shard.connections.get() + 1);
+        shard.metrics().connection_opened();
         Counted(shard)
     }
 }
@@ -646,6 +676,7 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.connections.set(self.0.connections.get() - 1);
+        self.0.metrics().connection_closed();
     }
 }
 

@@ -133,7 +133,7 @@ async fn handshake(shard: &Shard, mut stream: TcpStream) -> Option<Accepted> {
     let mut connect = match read {
         Ok(Ok(c)) => c,
         Ok(Err(ConnectFailure::Decode(e, level))) => {
-            refuse(&mut stream, e, level).await;
+            refuse(shard, &mut stream, e, level).await;
             return None;
         }
         Ok(Err(ConnectFailure::Closed)) | Err(_) => return None,
@@ -145,6 +145,7 @@ async fn handshake(shard: &Shard, mut stream: TcpStream) -> Option<Accepted> {
     // picks one this shard owns, so the connection stays here.
     if !connect.clean_start && !connect.protocol.is_v5() {
         refuse_connect(
+            shard,
             &mut stream,
             connect.protocol,
             ReasonCode::ClientIdentifierNotValid,
@@ -202,24 +203,27 @@ fn connect_level(buf: &[u8]) -> Option<u8> {
 }
 
 /// Answers a CONNECT that could not be accepted, where the protocol lets us.
-async fn refuse(stream: &mut TcpStream, err: DecodeError, level: Option<u8>) {
+async fn refuse(shard: &Shard, stream: &mut TcpStream, err: DecodeError, level: Option<u8>) {
     match (err, level) {
         // 3.1.1 [MQTT-3.1.2-2]: answer an unsupported level with return code 1.
         (DecodeError::UnsupportedProtocolLevel(_), _) => {
             let reason = ReasonCode::UnsupportedProtocolVersion;
-            refuse_connect(stream, ProtocolVersion::V3_1_1, reason).await;
+            refuse_connect(shard, stream, ProtocolVersion::V3_1_1, reason).await;
         }
-        (_, Some(5)) => refuse_connect(stream, ProtocolVersion::V5, err.reason_code()).await,
-        _ => {}
+        (_, Some(5)) => refuse_connect(shard, stream, ProtocolVersion::V5, err.reason_code()).await,
+        // A 3.x client gets no CONNACK for a malformed CONNECT; it is still counted.
+        _ => shard.metrics().refused(err.reason_code()),
     }
 }
 
 /// Refuses a connection: CONNACK with `reason` (as a v3 return code for 3.x), then close.
 pub(super) async fn refuse_connect(
+    shard: &Shard,
     stream: &mut TcpStream,
     version: ProtocolVersion,
     reason: ReasonCode,
 ) {
+    shard.metrics().refused(reason);
     let mut out = BytesMut::new();
     Packet::ConnAck(ConnAck::new(reason, false))
         .encode(version, &mut out)

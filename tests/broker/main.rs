@@ -4,6 +4,7 @@
 
 mod common;
 mod connect;
+mod ops;
 mod properties;
 mod pubsub;
 mod retained;
