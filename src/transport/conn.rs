@@ -20,6 +20,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
+use tracing::Instrument;
 
 use crate::message::Message;
 use crate::metrics::DisconnectKind;
@@ -94,12 +95,19 @@ pub(super) async fn run(
     rbuf: BytesMut,
     assigned_id: bool,
 ) {
-    let Some(mut conn) = Box::pin(establish(shard, stream, connect, rbuf, assigned_id)).await
-    else {
-        return;
-    };
-    let close = poll_fn(|cx| conn.poll_run(cx)).await;
-    Box::pin(conn.finish(close)).await;
+    // Everything logged about this connection carries its client id and shard. A
+    // debug span costs nothing at the default level.
+    let span = tracing::debug_span!("client", id = %connect.client_id, shard = shard.id);
+    async move {
+        let Some(mut conn) = Box::pin(establish(shard, stream, connect, rbuf, assigned_id)).await
+        else {
+            return;
+        };
+        let close = poll_fn(|cx| conn.poll_run(cx)).await;
+        Box::pin(conn.finish(close)).await;
+    }
+    .instrument(span)
+    .await
 }
 
 /// Checks what CONNECT asks for, binds the session and writes CONNACK (and any
@@ -215,7 +223,7 @@ async fn establish(
         st.watch_keepalive(&handle, tick);
         opened
     };
-    tracing::debug!(shard = shard.id, client = %connect.client_id, ?version, "connected");
+    tracing::debug!(?version, keep_alive, "connected");
 
     let conn = Conn {
         shard,
@@ -362,7 +370,7 @@ impl Conn {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(shard = self.shard.id, "malformed packet: {e}");
+                    tracing::debug!("malformed packet: {e}");
                     self.close_detail = Some(e.to_string());
                     return Err(Close::Server(e.reason_code()));
                 }
@@ -586,7 +594,7 @@ impl Conn {
         self.handle
             .clear_pending(&self.shard.state.borrow().ready_writers);
         let owns = self.shard.state.borrow().owns(self.slot, self.generation);
-        tracing::debug!(shard = self.shard.id, ?close, "connection closing");
+        tracing::debug!(?close, "connection closing");
         self.shard.metrics().disconnected(match close {
             Close::Normal => DisconnectKind::Client(ReasonCode::NORMAL_DISCONNECTION),
             Close::WithWill => DisconnectKind::Client(ReasonCode::DisconnectWithWillMessage),
