@@ -71,14 +71,17 @@ pub enum Enqueued {
 
 /// Counters a session keeps for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// The broker moves them into its metrics after every call that can change them,
+/// so 32 bits are plenty and keep every session (there may be millions) smaller.
 pub struct SessionStats {
-    pub dropped_qos0: u64,
-    pub dropped_full: u64,
-    pub dropped_expired: u64,
-    pub dropped_too_large: u64,
+    pub dropped_qos0: u32,
+    pub dropped_full: u32,
+    pub dropped_expired: u32,
+    pub dropped_too_large: u32,
     /// PUBLISH packets written by `fill`, by QoS, and their payload bytes.
-    pub sent: [u64; 3],
-    pub sent_bytes: [u64; 3],
+    pub sent: [u32; 3],
+    pub sent_bytes: [u32; 3],
 }
 
 /// A protocol violation the session detected; the connection is closed with it.
@@ -193,7 +196,8 @@ impl Session {
         let before = self.queue.len();
         self.queue.retain(|d| d.qos != QoS::AtMostOnce);
         let dropped = before - self.queue.len();
-        self.stats.dropped_qos0 += dropped as u64;
+        let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
+        self.stats.dropped_qos0 = self.stats.dropped_qos0.saturating_add(dropped);
         self.queued_bytes = self.queue.iter().map(|d| d.msg.cost()).sum();
     }
 
@@ -218,6 +222,11 @@ impl Session {
         {
             Some(slot) => Some(std::mem::replace(slot, sub)),
             None => {
+                // Most clients hold one or a few subscriptions: grow one at a time
+                // rather than by doubling, which would reserve four at once.
+                if self.subscriptions.len() < 8 {
+                    self.subscriptions.reserve_exact(1);
+                }
                 self.subscriptions.push(sub);
                 None
             }
@@ -323,7 +332,9 @@ impl Session {
                 .encode(self.version, out)
                 .expect("a routed message always encodes");
             self.stats.sent[d.qos as usize] += 1;
-            self.stats.sent_bytes[d.qos as usize] += d.msg.payload.len() as u64;
+            // A payload is below 256 MiB and `fill` writes at most `budget` bytes.
+            let bytes = &mut self.stats.sent_bytes[d.qos as usize];
+            *bytes = bytes.saturating_add(d.msg.payload.len() as u32);
             if d.qos == QoS::AtMostOnce {
                 self.progress += 1;
             } else {

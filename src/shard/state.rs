@@ -356,6 +356,7 @@ impl State {
             }
             secs => {
                 entry.session.detach();
+                harvest(self.metrics.shard(self.id), &mut entry.session);
                 let redo = entry.session.take_shared();
                 for d in redo {
                     self.redispatch(shard, d, slot);
@@ -881,14 +882,14 @@ pub(crate) fn harvest(m: &ShardMetrics, session: &mut Session) {
         return;
     }
     let s = std::mem::take(&mut session.stats);
-    m.dropped(DropCause::QueueFullQoS0, s.dropped_qos0);
-    m.dropped(DropCause::QueueFull, s.dropped_full);
-    m.dropped(DropCause::Expired, s.dropped_expired);
-    m.dropped(DropCause::TooLarge, s.dropped_too_large);
+    m.dropped(DropCause::QueueFullQoS0, s.dropped_qos0.into());
+    m.dropped(DropCause::QueueFull, s.dropped_full.into());
+    m.dropped(DropCause::Expired, s.dropped_expired.into());
+    m.dropped(DropCause::TooLarge, s.dropped_too_large.into());
     for q in 0..3 {
         if s.sent[q] > 0 {
-            m.publish_out[q].add(s.sent[q]);
-            m.publish_bytes_out[q].add(s.sent_bytes[q]);
+            m.publish_out[q].add(s.sent[q].into());
+            m.publish_bytes_out[q].add(s.sent_bytes[q].into());
         }
     }
 }

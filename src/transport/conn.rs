@@ -8,7 +8,7 @@
 //! Deliveries from other connections arrive through the session queue and a wake-up.
 
 use std::cell::RefMut;
-use std::future::poll_fn;
+use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -85,9 +85,12 @@ struct Conn {
     _counted: Counted,
 }
 
-/// Serves an accepted CONNECT to the end of the connection. Setting up and
-/// closing run in their own allocations: the task that lives as long as the
-/// connection holds little more than `Conn`.
+/// Sets up a connection whose CONNECT was read and, once it is accepted, spawns
+/// the task that serves it to the end. That task's future is [`Serving`]: the
+/// connection state and nothing else. (An `async fn` chain would keep a copy of
+/// every argument it was called with, the socket several times over, for the
+/// connection's whole life: with a million idle clients that is most of the
+/// broker's memory.)
 pub(super) async fn run(
     shard: Rc<Shard>,
     stream: TcpStream,
@@ -98,16 +101,47 @@ pub(super) async fn run(
     // Everything logged about this connection carries its client id and shard. A
     // debug span costs nothing at the default level.
     let span = tracing::debug_span!("client", id = %connect.client_id, shard = shard.id);
-    async move {
-        let Some(mut conn) = Box::pin(establish(shard, stream, connect, rbuf, assigned_id)).await
-        else {
-            return;
-        };
-        let close = poll_fn(|cx| conn.poll_run(cx)).await;
-        Box::pin(conn.finish(close)).await;
+    let established = establish(shard, stream, connect, rbuf, assigned_id)
+        .instrument(span.clone())
+        .await;
+    if let Some(conn) = established {
+        glommio::spawn_local(Serving {
+            conn: Some(conn),
+            span,
+            closing: None,
+        })
+        .detach();
     }
-    .instrument(span)
-    .await
+}
+
+/// The task serving one established connection: its read/write loop, then its
+/// close, which runs in its own allocation.
+struct Serving {
+    conn: Option<Conn>,
+    span: tracing::Span,
+    closing: Option<Pin<Box<dyn Future<Output = ()>>>>,
+}
+
+impl Future for Serving {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let _entered = this.span.enter();
+        loop {
+            if let Some(closing) = &mut this.closing {
+                return closing.as_mut().poll(cx);
+            }
+            let conn = this.conn.as_mut().expect("serving until closing");
+            match conn.poll_run(cx) {
+                Poll::Ready(close) => {
+                    let conn = this.conn.take().expect("serving until closing");
+                    this.closing = Some(Box::pin(conn.finish(close)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 /// Checks what CONNECT asks for, binds the session and writes CONNACK (and any
