@@ -19,8 +19,9 @@ const FDS_BASE: u64 = 64;
 
 /// TCP buffer memory to budget per connection: one page each way for a small
 /// message in flight. Idle MQTT connections hold none; this is the floor for a
-/// host where every connection is active at once.
-const TCP_BYTES_PER_CONNECTION: u64 = 4096;
+/// host where every connection is active at once (the arithmetic of
+/// tuning/sysctl.d/90-ringmq.conf).
+const TCP_BYTES_PER_CONNECTION: u64 = 2 * 4096;
 
 /// Connection targets from which per-socket buffer sizes are worth a note, and the
 /// default socket buffer size recommended for them.
@@ -549,7 +550,7 @@ fn tcp_mem(facts: &Facts, plan: &Plan) -> Finding {
     let page = facts.page_size.max(1);
     let need = plan.connections().saturating_mul(TCP_BYTES_PER_CONNECTION);
     let summary = format!(
-        "pressure at {}, hard limit {} of TCP buffers for all sockets; {} connections with a page each in flight need {}",
+        "pressure at {}, hard limit {} of TCP buffers for all sockets; {} connections with a page in flight each way need {}",
         approx_size(pressure * page),
         approx_size(high * page),
         plan.connections(),
@@ -1198,6 +1199,80 @@ mod tests {
                 "1 setting should change before this host runs this configuration (see tuning/)"
             ),
             "{text}"
+        );
+    }
+
+    /// The shipped sysctl file and unit, on a host shaped as the many-core profile
+    /// assumes, leave doctor nothing to change: the guidance and the checks agree.
+    #[test]
+    fn the_shipped_tuning_satisfies_the_many_core_profile() {
+        let sysctl = include_str!("../../tuning/sysctl.d/90-ringmq.conf");
+        let value = |key: &str| -> Vec<u64> {
+            let line = sysctl
+                .lines()
+                .find(|l| l.starts_with(&format!("{key} =")))
+                .unwrap_or_else(|| panic!("{key} not set"));
+            line.split('=')
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect()
+        };
+        let three = |key: &str| -> [u64; 3] { value(key).try_into().unwrap() };
+        let unit = include_str!("../../tuning/ringmq.service");
+        let nofile: u64 = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("LimitNOFILE="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(unit.lines().any(|l| l == "LimitMEMLOCK=infinity"));
+        let limits = include_str!("../../tuning/limits.d/ringmq.conf");
+        assert!(limits.contains(&format!("hard  nofile   {nofile}")));
+
+        let profile = include_str!("../../tuning/profiles/many-core.toml");
+        let config = super::super::ConfigFile::from_source("many-core.toml", profile)
+            .parse()
+            .unwrap();
+        let free = parse_cpu_list("0-1,16-17,32-33,48-49").unwrap();
+        let facts = Facts {
+            nofile: Some(Rlimit {
+                soft: Some(nofile),
+                hard: Some(nofile),
+            }),
+            memlock: Some(Rlimit {
+                soft: None,
+                hard: None,
+            }),
+            somaxconn: Some(value("net.core.somaxconn")[0]),
+            tcp_max_syn_backlog: Some(value("net.ipv4.tcp_max_syn_backlog")[0]),
+            ip_local_port_range: Some((value("net.ipv4.ip_local_port_range")[0], 65_535)),
+            file_max: Some(value("fs.file-max")[0]),
+            nr_open: Some(value("fs.nr_open")[0]),
+            tcp_mem: Some(three("net.ipv4.tcp_mem")),
+            tcp_rmem: Some(three("net.ipv4.tcp_rmem")),
+            tcp_wmem: Some(three("net.ipv4.tcp_wmem")),
+            mem_total: Some(256 * GIB),
+            online_cpus: Some((0..64).collect()),
+            allowed_cpus: (0..64).collect(),
+            smt_siblings: Vec::new(),
+            nic_irqs: Some(
+                free.iter()
+                    .map(|&cpu| NicIrq {
+                        irq: 100 + cpu as u32,
+                        name: format!("eth0: eth0-TxRx-{cpu}"),
+                        cpus: vec![cpu],
+                    })
+                    .collect(),
+            ),
+            ..tuned_host()
+        };
+        let report = judge(&facts, &Plan::from_config(&config));
+        assert!(!report.needs_change(), "{report}");
+        assert!(
+            report.findings.iter().all(|f| f.status == Status::Ok),
+            "{report}"
         );
     }
 
