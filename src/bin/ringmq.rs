@@ -1,6 +1,7 @@
 //! The `ringmq` command line: arguments and configuration file -> `Config` -> `Broker`,
 //! plus `check-config` and `doctor`. Nothing else.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -305,7 +306,8 @@ fn run(config: Config) -> ExitCode {
     }
 }
 
-/// Logs through `tracing` with the configured filter; RUST_LOG, when set, wins.
+/// Logs through `tracing` to stderr with the configured filter; RUST_LOG, when set,
+/// wins. Colours only on a terminal, so the journal gets plain text.
 fn init_logging(level: &str) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
@@ -314,7 +316,11 @@ fn init_logging(level: &str) {
         .as_deref()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
     match from_env {
         Some(v) if tracing_subscriber::EnvFilter::try_new(&v).is_err() => {
             tracing::warn!("RUST_LOG='{v}' is not a log filter; using log.level '{level}'")
