@@ -164,6 +164,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
                 });
             }
             "--log-level" => o.log_level = Some(value("--log-level")?),
+            "check-config" | "doctor" => {
+                bail!("'{flag}' must come first: ringmq {flag} [OPTIONS]; see ringmq --help")
+            }
             other if parsed.command == Command::CheckConfig && !other.starts_with('-') => {
                 if file_arg.replace(PathBuf::from(other)).is_some() {
                     bail!("check-config takes one FILE; see ringmq --help");
@@ -415,6 +418,7 @@ mod tests {
             ("check-config a --config b", "not both"),
             ("--config", "needs a value"),
             ("run-broker", "'run-broker'"),
+            ("--cores 0 doctor", "must come first"),
         ] {
             let e = args(line).unwrap_err().to_string();
             assert!(e.contains(expected), "{line}: {e}");
