@@ -1,36 +1,70 @@
 //! Broker configuration as plain data: listeners, shard placement and limits, with
-//! defaults, validation, and parsing of CPU lists such as `0-7,16-23`.
+//! defaults, validation, and parsing of CPU lists such as `0-7,16-23`; the TOML file
+//! form in [`file`], host inspection in [`doctor`].
 //!
 //! Only this module and the binary read the environment; everything else takes a
 //! `Config` value, so any part of the broker can be started from a test.
 
+pub mod doctor;
+pub mod file;
+pub mod units;
+
 use std::net::SocketAddr;
 use std::time::Duration;
+
+pub use file::{ConfigFile, FileError};
 
 /// The most shards one broker runs; shard sets are 128-bit masks.
 pub const MAX_SHARDS: usize = 128;
 
-/// Why a configuration is unusable. Each variant names the setting at fault.
+/// Why a configuration is unusable. Each variant names the setting at fault by its
+/// key in the configuration file (`runtime.cores`, `limits.max_inflight`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cores: '{0}' is not a CPU list (expected e.g. \"0-3,8\")")]
+    #[error("runtime.cores: '{0}' is not a CPU list (expected e.g. \"0-3,8\" or \"all\")")]
     BadCpuList(String),
     #[error(
-        "cores: CPU {0} does not exist or is not in this process's affinity mask (allowed: {1})"
+        "runtime.cores: CPU {0} does not exist or is not in this process's affinity mask (allowed: {1})"
     )]
     CpuNotAllowed(usize, String),
-    #[error("cores: CPU {0} is listed twice")]
+    #[error("runtime.cores: CPU {0} is listed twice")]
     DuplicateCpu(usize),
-    #[error("cores: at least one core is needed")]
+    #[error("runtime.cores: at least one core is needed")]
     NoCores,
-    #[error("cores: at most {MAX_SHARDS} shards are supported, {0} were asked for")]
+    #[error("runtime.cores: at most {MAX_SHARDS} shards are supported, {0} were asked for")]
     TooManyShards(usize),
     #[error("{key}: {problem}")]
-    Invalid { key: &'static str, problem: String },
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    /// The configuration file key at fault, e.g. `runtime.cores` or
+    /// `listener[1].backlog`.
+    pub fn key(&self) -> &str {
+        match self {
+            ConfigError::Invalid { key, .. } => key,
+            _ => "runtime.cores",
+        }
+    }
+
+    /// What is wrong, without the key.
+    pub fn problem(&self) -> String {
+        let text = self.to_string();
+        let prefix = format!("{}: ", self.key());
+        text.strip_prefix(&prefix).unwrap_or(&text).to_string()
+    }
+
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
 }
 
 /// How a shard picks among its own members of a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SharedStrategy {
     /// Members in turn.
     #[default]
@@ -107,7 +141,8 @@ impl Listener {
 
 /// Which topics the broker replaces by a Topic Alias when it sends to a v5 client
 /// that allows aliases (Topic Alias Maximum in its CONNECT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AliasPolicy {
     /// Never: every PUBLISH carries its topic name.
     #[default]
@@ -193,47 +228,101 @@ impl Config {
             }
         }
         if self.listeners.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "listeners",
-                problem: "at least one listener is needed".to_string(),
-            });
+            return Err(ConfigError::invalid(
+                "listener",
+                "at least one [[listener]] is needed",
+            ));
         }
-        let invalid = |key, problem: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                problem: problem.to_string(),
-            })
-        };
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.backlog == 0 {
+                return Err(ConfigError::invalid(
+                    format!("listener[{i}].backlog"),
+                    "must be at least 1",
+                ));
+            }
+            if let Some(j) = self.listeners[..i]
+                .iter()
+                .position(|o| o.address == l.address && l.address.port() != 0)
+            {
+                return Err(ConfigError::invalid(
+                    format!("listener[{i}].address"),
+                    format!("{} is already listener[{j}]", l.address),
+                ));
+            }
+        }
+        let invalid = |key: &str, problem: &str| Err(ConfigError::invalid(key, problem));
         if self.io_memory < 64 * 1024 {
-            return invalid("io_memory", "must be at least 64 KiB");
+            return invalid("runtime.io_memory", "must be at least 64KiB");
         }
         if !(16..=32768).contains(&self.ring_depth) {
-            return invalid("ring_depth", "must be between 16 and 32768");
+            return invalid("runtime.ring_depth", "must be between 16 and 32768");
         }
         let l = &self.limits;
         if l.max_packet_size < 64 {
-            return invalid("max_packet_size", "must be at least 64 bytes");
+            return invalid("limits.max_packet_size", "must be at least 64 bytes");
         }
-        if l.max_packet_size > 268_435_460 {
+        if l.max_packet_size > MAX_PACKET_SIZE {
             return invalid(
-                "max_packet_size",
-                "must be at most 268435460 bytes (the MQTT limit)",
+                "limits.max_packet_size",
+                "must be at most 268435460 bytes (256MiB + 4, the MQTT limit)",
             );
         }
         if l.max_inflight == 0 {
-            return invalid("max_inflight", "must be at least 1");
+            return invalid("limits.max_inflight", "must be at least 1");
         }
         if l.receive_maximum == 0 {
-            return invalid("receive_maximum", "must be at least 1");
+            return invalid("limits.receive_maximum", "must be at least 1");
         }
         if l.max_queued_messages == 0 {
-            return invalid("max_queued_messages", "must be at least 1");
+            return invalid("limits.max_queued_messages", "must be at least 1");
         }
         if l.max_connections_per_shard == 0 {
-            return invalid("max_connections", "must be at least 1");
+            return invalid("limits.max_connections_per_shard", "must be at least 1");
         }
-        Ok(())
+        if l.max_keepalive == 0 {
+            return invalid(
+                "limits.max_keepalive",
+                "must be at least 1s (65535s, the MQTT maximum, sets no bound)",
+            );
+        }
+        if l.connect_timeout.is_zero() {
+            return invalid("limits.connect_timeout", "must be more than 0s");
+        }
+        if self.shutdown_timeout.is_zero() {
+            return invalid("shutdown.timeout", "must be more than 0s");
+        }
+        check_log_filter(&self.log_level)
+            .map_err(|problem| ConfigError::invalid("log.level", problem))
     }
+
+    /// Connections the configuration allows in total (every shard at its limit).
+    pub fn max_connections(&self) -> usize {
+        self.limits
+            .max_connections_per_shard
+            .saturating_mul(self.cores.len())
+    }
+}
+
+/// The largest packet MQTT can express: the largest remaining length (256 MiB - 1)
+/// plus a 5-byte fixed header.
+pub const MAX_PACKET_SIZE: u32 = 268_435_460;
+
+/// Checks a log filter: a level (`trace`, `debug`, `info`, `warn`, `error`, `off`) or
+/// `tracing` env-filter directives such as `warn,ringmq=debug`. A lone word that is
+/// not a level is refused: env-filter would read it as a target name and silently
+/// log nothing of ringmq.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let hint = "use a level (trace, debug, info, warn, error, off) or directives such as \"warn,ringmq=debug\"";
+    let word = filter.trim();
+    if !word.contains(['=', ',', '[', ':']) && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word))
+    {
+        return Err(format!("'{filter}' is not a log level; {hint}"));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(|_| ())
+        .map_err(|e| format!("'{filter}' is not a log filter ({e}); {hint}"))
 }
 
 /// Parses a CPU list such as `0-3,8,10-11`.
@@ -317,7 +406,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .starts_with("max_inflight:"));
+            .starts_with("limits.max_inflight:"));
         let mut c = Config {
             cores: vec![100_000],
             ..Config::default()
