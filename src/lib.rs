@@ -19,7 +19,9 @@
 //!   the one place where a socket meets the codec.
 //! - [`metrics`]: per-shard counters written without locks, their totals, the
 //!   Prometheus endpoint; `shard::sys` publishes them under `$SYS/broker/`.
-//! - [`config`]: configuration as plain data, with validation.
+//! - [`config`]: configuration as plain data, with validation; the TOML file
+//!   (`config::file`), sizes and durations (`config::units`) and the host checks
+//!   of `ringmq doctor` (`config::doctor`).
 //! - `src/bin/ringmq.rs`: the command line.
 //!
 //! Tests in `tests/` are black-box; benches in `benches/` put each figure beside a
