@@ -21,6 +21,7 @@ use glommio::net::TcpStream;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 
+use crate::config::AliasPolicy;
 use crate::message::Message;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{
@@ -146,6 +147,16 @@ async fn establish(
     .min(limits.max_session_expiry);
     let client_receive_max = connect.properties.receive_maximum().unwrap_or(u16::MAX);
     let client_max_packet = connect.properties.maximum_packet_size().unwrap_or(u32::MAX);
+    // Aliases toward the client (3.3.2.3.4): up to its Topic Alias Maximum and ours.
+    let outgoing_aliases = match shard.config().alias_policy {
+        _ if !v5 => 0,
+        AliasPolicy::Off => 0,
+        AliasPolicy::Fill | AliasPolicy::Lru => connect
+            .properties
+            .topic_alias_maximum()
+            .unwrap_or(0)
+            .min(limits.outgoing_topic_aliases),
+    };
     let key = client_key(connect.client_id.as_bytes());
 
     let handle = Rc::new(ConnHandle::default());
@@ -198,12 +209,17 @@ async fn establish(
         Packet::ConnAck(ack)
             .encode(version, &mut wbuf)
             .expect("CONNACK encodes");
-        st.session_mut(opened.slot).attach(
+        let session = st.session_mut(opened.slot);
+        session.attach(
             version,
             client_receive_max,
             client_max_packet,
             now,
             &mut wbuf,
+        );
+        session.use_topic_aliases(
+            outgoing_aliases,
+            shard.config().alias_policy == AliasPolicy::Lru,
         );
         st.watch_keepalive(&handle, tick);
         opened
