@@ -18,11 +18,14 @@
 //! - `transport`: listeners, accept, the CONNECT phase and hand-off, and `conn`,
 //!   the one place where a socket meets the codec.
 //! - [`config`]: configuration as plain data, with validation.
+//! - [`auth`]: the hooks a broker is started with beside its config: the
+//!   enhanced-authentication [`auth::Authenticator`] trait.
 //! - `src/bin/ringmq.rs`: the command line.
 //!
 //! Tests in `tests/` are black-box; benches in `benches/` put each figure beside a
 //! baseline; the decoder's fuzz target lives in `fuzz/`, outside the workspace.
 
+pub mod auth;
 pub mod config;
 pub mod message;
 pub mod protocol;
@@ -31,5 +34,6 @@ pub mod session;
 pub mod shard;
 mod transport;
 
+pub use auth::Hooks;
 pub use config::Config;
 pub use shard::Broker;

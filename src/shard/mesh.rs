@@ -75,8 +75,10 @@ pub(crate) enum ShardMsg {
 pub(crate) struct Handoff {
     pub fd: OwnedFd,
     pub connect: Box<Connect>,
-    /// Bytes received after the CONNECT packet.
+    /// Bytes received after the CONNECT packet (and any AUTH exchange).
     pub rest: BytesMut,
+    /// The enhanced authentication the client completed, if it used one.
+    pub auth: Option<Box<crate::auth::Authenticated>>,
 }
 
 /// This shard's outgoing side of the mesh.

@@ -3,6 +3,7 @@
 //! same-shard and cross-shard paths run. One test binary, one module per area.
 
 mod alias;
+mod auth;
 mod common;
 mod connect;
 mod properties;
