@@ -22,11 +22,14 @@
 //! - [`config`]: configuration as plain data, with validation; the TOML file
 //!   (`config::file`), sizes and durations (`config::units`) and the host checks
 //!   of `ringmq doctor` (`config::doctor`).
+//! - [`auth`]: the hooks a broker is started with beside its config: the
+//!   enhanced-authentication [`auth::Authenticator`] trait.
 //! - `src/bin/ringmq.rs`: the command line.
 //!
 //! Tests in `tests/` are black-box; benches in `benches/` put each figure beside a
 //! baseline; the decoder's fuzz target lives in `fuzz/`, outside the workspace.
 
+pub mod auth;
 pub mod config;
 pub mod message;
 pub mod metrics;
@@ -36,5 +39,6 @@ pub mod session;
 pub mod shard;
 mod transport;
 
+pub use auth::Hooks;
 pub use config::Config;
 pub use shard::Broker;

@@ -17,17 +17,22 @@ const WAIT: Duration = Duration::from_secs(10);
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 fn broker() -> Broker {
+    broker_with(|_| {})
+}
+
+fn broker_with(tweak: impl FnOnce(&mut Config)) -> Broker {
     let cpus = allowed_cpus();
     assert!(
         cpus.len() >= 2,
         "the broker needs two distinct CPUs, have {cpus:?}"
     );
-    let config = Config {
+    let mut config = Config {
         listeners: vec![Listener::new("127.0.0.1:0".parse().unwrap())],
         cores: vec![cpus[0], cpus[1]],
         io_memory: 256 * 1024,
         ..Config::default()
     };
+    tweak(&mut config);
     Broker::start(config).expect("broker starts")
 }
 
@@ -232,5 +237,60 @@ mod v5 {
             let acked = timeout(WAIT, acks).await.expect("PUBACKs in time").unwrap();
             assert_eq!(acked, vec![PubAckReason::Success; COUNT as usize]);
         }
+    }
+
+    /// The broker's topic aliases (LRU, more topics than the client allows) are
+    /// resolved by rumqttc: every message arrives under its own topic, in order.
+    #[tokio::test]
+    async fn broker_topic_aliases_are_resolved_by_rumqttc() {
+        let b = broker_with(|c| c.alias_policy = ringmq::config::AliasPolicy::Lru);
+        let port = b.local_addr().port();
+        let mut options = MqttOptions::new(id_on(1, "v5-alias-sub"), "127.0.0.1", port);
+        options.set_keep_alive(KEEP_ALIVE);
+        options.set_topic_alias_max(Some(2));
+        let (sub, mut sub_events) = AsyncClient::new(options, 2 * COUNT as usize);
+        sub.subscribe("interop/alias/#", QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        timeout(WAIT, async {
+            while !matches!(
+                sub_events.poll().await.unwrap(),
+                Event::Incoming(Packet::SubAck(_))
+            ) {}
+        })
+        .await
+        .expect("SUBACK in time");
+
+        let (publisher, pub_events) = client(port, &id_on(0, "v5-alias-pub"));
+        let acks = drive_publisher(pub_events);
+        // Three topics for two aliases: runs of one topic reuse its alias, a new
+        // topic takes over the least recently used one.
+        let topic = |i: u32| format!("interop/alias/{}", (i / 3) % 3);
+        for i in 0..COUNT {
+            publisher
+                .publish(topic(i), QoS::AtLeastOnce, false, i.to_be_bytes().to_vec())
+                .await
+                .unwrap();
+        }
+        let (received, aliased) = timeout(WAIT, async {
+            let (mut received, mut aliased) = (Vec::new(), 0);
+            while received.len() < COUNT as usize {
+                if let Event::Incoming(Packet::Publish(p)) = sub_events.poll().await.unwrap() {
+                    let i = u32::from_be_bytes(p.payload[..].try_into().unwrap());
+                    assert_eq!(p.topic, topic(i).as_bytes(), "message {i}");
+                    if let Some(alias) = p.properties.and_then(|props| props.topic_alias) {
+                        assert!((1..=2).contains(&alias), "alias {alias}");
+                        aliased += 1;
+                    }
+                    received.push(i);
+                }
+            }
+            (received, aliased)
+        })
+        .await
+        .expect("all messages in time");
+        assert_eq!(received, (0..COUNT).collect::<Vec<_>>());
+        assert_eq!(aliased, COUNT, "every message went out with an alias");
+        timeout(WAIT, acks).await.expect("PUBACKs in time").unwrap();
     }
 }

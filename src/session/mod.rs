@@ -6,6 +6,12 @@
 //! Every method takes the packet (or delivery) and the time and writes whatever must
 //! be sent into the caller's buffer; nothing here touches a socket, an executor or the
 //! router, so it is tested directly.
+//!
+//! While a connection is attached the session also names topics for it: `alias`
+//! holds the topic aliases the broker sets toward a v5 client (per connection, so
+//! reset at every attach and detach).
+
+mod alias;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,6 +21,7 @@ use bytes::BytesMut;
 use hashbrown::HashSet;
 use smallvec::SmallVec;
 
+use self::alias::{AliasUse, TopicAliases};
 use crate::message::Message;
 use crate::protocol::{
     ByteStr, OutgoingPublish, Packet, Property, ProtocolVersion, PubRel, QoS, ReasonCode,
@@ -125,6 +132,12 @@ pub struct Session {
     limits: SessionLimits,
     /// Largest packet the client accepts (v5 Maximum Packet Size).
     client_max_packet: u32,
+    /// Topic aliases the broker may set toward the current connection (0: none),
+    /// and whether a full table reassigns its least recently used alias.
+    alias_max: u16,
+    alias_lru: bool,
+    /// The current connection's aliases, allocated at the first one sent.
+    aliases: Option<Box<TopicAliases>>,
     online: bool,
     /// Messages this client has completed (QoS 0 sent, QoS 1/2 acknowledged): how
     /// the broker tells a slow subscriber from a stuck one.
@@ -153,6 +166,9 @@ impl Session {
             incoming_qos2: HashSet::new(),
             limits,
             client_max_packet: u32::MAX,
+            alias_max: 0,
+            alias_lru: false,
+            aliases: None,
             online: false,
             progress: 0,
             stats: SessionStats::default(),
@@ -162,6 +178,8 @@ impl Session {
     /// Binds the session to a new connection: adopts the client's protocol version,
     /// Receive Maximum and Maximum Packet Size, and writes the redelivery of every
     /// unacknowledged message (PUBLISH with DUP set, or PUBREL) in original order.
+    /// The new connection starts with no topic aliases (see `use_topic_aliases`):
+    /// redeliveries carry their topics in full.
     pub fn attach(
         &mut self,
         version: ProtocolVersion,
@@ -173,6 +191,7 @@ impl Session {
         self.version = version;
         self.window = self.limits.max_inflight.min(client_receive_maximum).max(1);
         self.client_max_packet = client_max_packet;
+        self.reset_topic_aliases();
         self.online = true;
         for i in 0..self.inflight.len() {
             let entry = &self.inflight[i];
@@ -189,9 +208,36 @@ impl Session {
         }
     }
 
+    /// Lets `fill` give topics aliases 1..=`max` toward the attached connection (a
+    /// v5 client's Topic Alias Maximum, bounded by the broker's), reassigning the
+    /// least recently used one when all are taken if `lru`, else sending further
+    /// topics in full. 0 turns aliases off.
+    pub fn use_topic_aliases(&mut self, max: u16, lru: bool) {
+        self.reset_topic_aliases();
+        self.alias_max = max;
+        self.alias_lru = lru;
+    }
+
+    fn reset_topic_aliases(&mut self) {
+        self.alias_max = 0;
+        self.aliases = None;
+    }
+
+    /// The alias `topic` would be sent with now, if any.
+    fn plan_alias(&mut self, topic: &str) -> Option<AliasUse> {
+        if self.alias_max == 0 {
+            return None;
+        }
+        let (max, lru) = (self.alias_max, self.alias_lru);
+        self.aliases
+            .get_or_insert_with(|| Box::new(TopicAliases::new(max, lru)))
+            .plan(topic)
+    }
+
     /// The connection is gone; the session (if it persists) queues for later.
     pub fn detach(&mut self) {
         self.online = false;
+        self.reset_topic_aliases();
         // QoS 0 messages are not kept for a client that is not connected.
         let before = self.queue.len();
         self.queue.retain(|d| d.qos != QoS::AtMostOnce);
@@ -297,8 +343,9 @@ impl Session {
     /// Moves queued deliveries into `out` until the queue is empty, the inflight
     /// window is full (QoS 1/2 wait; order is kept, so QoS 0 behind them waits too)
     /// or `out` holds `budget` bytes. Expired messages are dropped, and messages
-    /// larger than the client's Maximum Packet Size are dropped and counted.
-    /// Returns how many PUBLISH packets were written.
+    /// larger than the client's Maximum Packet Size are dropped and counted (an
+    /// alias that would make a packet too large is not assigned, so a topic sent in
+    /// full with no alias may still fit). Returns how many PUBLISH packets were written.
     pub fn fill(&mut self, out: &mut BytesMut, now: Instant, budget: usize) -> usize {
         let mut sent = 0;
         while out.len() < budget {
@@ -314,15 +361,32 @@ impl Session {
                 self.stats.dropped_expired += 1;
                 continue;
             }
-            let extra = extra_properties(self.version, &d, now);
-            let mut packet = outgoing(&d, &extra, 0, false);
-            // The packet id's value does not change the length, only its presence.
-            if self.client_max_packet != u32::MAX
-                && packet.encoded_len(self.version) > self.client_max_packet as usize
-            {
-                self.stats.dropped_too_large += 1;
-                continue;
+            let mut extra = extra_properties(self.version, &d, now);
+            let mut alias = self.plan_alias(&d.msg.topic);
+            if let Some(a) = alias {
+                extra.push(Property::TopicAlias(a.alias()));
             }
+            if self.client_max_packet != u32::MAX {
+                let (version, max) = (self.version, self.client_max_packet as usize);
+                // The packet id's value does not change the length, only its presence.
+                let len = |extra: &[Property], alias| {
+                    outgoing(&d, extra, alias_topic(&d, alias), 0, false).encoded_len(version)
+                };
+                if len(&extra, alias) > max {
+                    if let Some(AliasUse::Assign(_)) = alias {
+                        extra.pop();
+                        alias = None;
+                    }
+                    if alias.is_some() || len(&extra, None) > max {
+                        self.stats.dropped_too_large += 1;
+                        continue;
+                    }
+                }
+            }
+            if let (Some(a), Some(table)) = (alias, self.aliases.as_deref_mut()) {
+                table.commit(&d.msg.topic, a);
+            }
+            let mut packet = outgoing(&d, &extra, alias_topic(&d, alias), 0, false);
             if d.qos != QoS::AtMostOnce {
                 packet.pkid = self.alloc_pkid();
             }
@@ -488,9 +552,18 @@ fn extra_properties(
     extra
 }
 
+/// The topic name a PUBLISH carries: empty when the client already knows its alias.
+fn alias_topic(d: &Delivery, alias: Option<AliasUse>) -> &[u8] {
+    match alias {
+        Some(AliasUse::Known(_)) => b"",
+        _ => d.msg.topic.as_bytes(),
+    }
+}
+
 fn outgoing<'a>(
     d: &'a Delivery,
     extra: &'a [Property],
+    topic: &'a [u8],
     pkid: u16,
     dup: bool,
 ) -> OutgoingPublish<'a> {
@@ -499,7 +572,7 @@ fn outgoing<'a>(
         qos: d.qos,
         retain: d.retain,
         pkid,
-        topic: d.msg.topic.as_bytes(),
+        topic,
         properties: &d.msg.properties,
         extra,
         payload: &d.msg.payload,
@@ -516,7 +589,7 @@ fn encode_publish(
 ) {
     let extra = extra_properties(version, d, now);
     // A routed message was decoded from a valid packet, so it re-encodes.
-    outgoing(d, &extra, pkid, dup)
+    outgoing(d, &extra, d.msg.topic.as_bytes(), pkid, dup)
         .encode(version, out)
         .expect("a routed message always encodes");
 }

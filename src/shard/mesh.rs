@@ -75,8 +75,10 @@ pub(crate) enum ShardMsg {
 pub(crate) struct Handoff {
     pub fd: OwnedFd,
     pub connect: Box<Connect>,
-    /// Bytes received after the CONNECT packet.
+    /// Bytes received after the CONNECT packet (and any AUTH exchange).
     pub rest: BytesMut,
+    /// The enhanced authentication the client completed, if it used one.
+    pub auth: Option<Box<crate::auth::Authenticated>>,
 }
 
 /// This shard's outgoing side of the mesh.
@@ -164,25 +166,19 @@ pub(crate) async fn receiver(shard: Rc<Shard>, rx: SharedReceiver<Vec<ShardMsg>>
     let rx = rx.connect().await;
     while let Some(batch) = rx.recv().await {
         for msg in batch {
-            if let ShardMsg::Publish {
-                msg: m,
-                deliver: true,
-                ..
-            } = &msg
-            {
-                wait_for_room(&shard, m).await;
-            }
+            wait_for_room(&shard, &msg).await;
             super::state::on_mesh_message(&shard, msg);
         }
     }
 }
 
-/// Holds a QoS 1/2 message from another shard while a subscriber it goes to is
-/// backlogged, so it is not dropped at a full queue. The wait stops the batches
-/// behind it, fills the channel, and so pauses the publishing shard's readers.
+/// Holds a QoS 1/2 message from another shard while a subscriber (or shared group
+/// member) it goes to is backlogged, so it is not dropped at a full queue. The wait
+/// stops the batches behind it, fills the channel, and so pauses the publishing
+/// shard's readers.
 /// While this shard still delivers something every second the wait goes on; a
 /// subscriber that is stuck does not hold the mesh for longer than that.
-async fn wait_for_room(shard: &Shard, msg: &Message) {
+async fn wait_for_room(shard: &Shard, msg: &ShardMsg) {
     loop {
         let sent_before = {
             let st = shard.state.borrow();

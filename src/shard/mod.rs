@@ -100,6 +100,7 @@ pub enum StartError {
 pub(crate) struct Shared {
     pub config: Config,
     pub metrics: Arc<Registry>,
+    pub hooks: crate::auth::Hooks,
     pub shards: usize,
     pub retained_seq: AtomicU64,
     pub stop: AtomicBool,
@@ -151,6 +152,12 @@ impl Broker {
     /// Binds the listener on every shard and starts the shards. Returns once every
     /// shard is accepting connections.
     pub fn start(config: Config) -> Result<Broker, StartError> {
+        Broker::start_with(config, crate::auth::Hooks::default())
+    }
+
+    /// Like [`Broker::start`], with behaviour plugged in beside the configuration
+    /// (an enhanced-authentication authenticator).
+    pub fn start_with(config: Config, hooks: crate::auth::Hooks) -> Result<Broker, StartError> {
         config.validate()?;
         let shards = config.cores.len();
         // per_shard[shard]: that shard's socket for each listener, in config order.
@@ -172,6 +179,7 @@ impl Broker {
         let shared = Arc::new(Shared {
             config: config.clone(),
             metrics: metrics.clone(),
+            hooks,
             shards,
             retained_seq: AtomicU64::new(0),
             stop: AtomicBool::new(false),

@@ -147,6 +147,11 @@ impl SharedGroups {
         self.groups.get(gid).map(|g| &g.key)
     }
 
+    /// This shard's members of a group.
+    pub fn members(&self, gid: u32) -> &[Member] {
+        self.groups.get(gid).map_or(&[], |g| &g.members)
+    }
+
     pub fn gid(&self, key: &str) -> Option<u32> {
         self.by_key.get(key).copied()
     }

@@ -743,12 +743,22 @@ impl State {
                 sub_ids: member.id.into_iter().collect(),
                 shared: Some(key.clone()),
             };
+            let qos = delivery.qos;
             let enqueued = entry.session.enqueue(delivery);
             harvest(self.metrics.shard(self.id), &mut entry.session);
             match enqueued {
                 Enqueued::Queued => {
                     if let Some(conn) = &entry.conn {
                         conn.wake_for_delivery(&self.ready_writers);
+                        // Backpressure as for ordinary subscribers (`deliver_local`):
+                        // a local publisher pauses, other shards' messages wait.
+                        if qos != QoS::AtMostOnce && entry.session.queued() >= self.high_water {
+                            self.pressured.push(member.slot);
+                            if !entry.backlogged {
+                                entry.backlogged = true;
+                                self.backlogged += 1;
+                            }
+                        }
                     }
                     return true;
                 }
@@ -828,10 +838,31 @@ impl State {
         }
     }
 
-    /// Whether a QoS 1/2 message from another shard can be delivered here without
-    /// adding to a backlogged subscriber's queue.
-    pub fn has_room(&self, msg: &Message) -> bool {
-        if self.backlogged == 0 || msg.qos == QoS::AtMostOnce {
+    /// Whether a message from another shard can be applied here without adding a
+    /// QoS 1/2 message to a backlogged subscriber's queue: one whose subscription
+    /// matches a `Publish`, or any member here of a `SharedDeliver`'s group (round
+    /// robin gives every member its turn, so one backlogged member holds the group;
+    /// otherwise it would fill up, be passed over, and the shares drift).
+    pub fn has_room(&self, msg: &ShardMsg) -> bool {
+        if self.backlogged == 0 {
+            return true;
+        }
+        let msg = match msg {
+            ShardMsg::Publish {
+                msg, deliver: true, ..
+            } => msg,
+            ShardMsg::SharedDeliver { key, msg, .. } => {
+                let backlogged =
+                    |m: &Member| self.sessions.get(m.slot).is_some_and(|e| e.backlogged);
+                return msg.qos == QoS::AtMostOnce
+                    || !self
+                        .shared
+                        .gid(key)
+                        .is_some_and(|gid| self.shared.members(gid).iter().any(backlogged));
+            }
+            _ => return true,
+        };
+        if msg.qos == QoS::AtMostOnce {
             return true;
         }
         let mut room = true;
@@ -958,7 +989,10 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
             let mut st = shard.state.borrow_mut();
             st.metrics().mesh_in.inc();
             if let Some(gid) = st.shared.gid(&key) {
-                if !st.deliver_shared_local(gid, &msg, None) {
+                let delivered = st.deliver_shared_local(gid, &msg, None);
+                // Publishers on other shards are paced by the mesh, not paused here.
+                st.pressured.clear();
+                if !delivered {
                     // Its members here left meanwhile: another shard's turn.
                     if usize::from(hops) < st.shards {
                         let exclude = 1u128 << st.id;

@@ -15,25 +15,27 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 use tracing::Instrument;
 
+use crate::auth::{refusal_reason, AuthRequest, AuthStep, Authenticated};
+use crate::config::AliasPolicy;
 use crate::message::Message;
 use crate::metrics::DisconnectKind;
 use crate::protocol::topic::parse_shared;
 use crate::protocol::{
-    ByteStr, ConnAck, Connect, Disconnect, Packet, Properties, Property, PropertyId,
-    ProtocolVersion, PubAck, PubComp, PubRec, Publish, QoS, ReasonCode, RetainHandling, SubAck,
-    UnsubAck, Will,
+    Auth, ByteStr, ConnAck, Connect, Disconnect, Packet, Properties, Property, PropertyId,
+    ProtocolVersion, PubAck, PubComp, PubRec, Publish, QoS, ReasonCode, ReasonContext,
+    RetainHandling, SubAck, UnsubAck, Will,
 };
 use crate::session::{Delivery, Session};
 use crate::shard::{client_key, harvest, ConnHandle, Shard};
 
-use super::{flush_and_close, refuse_connect};
+use super::{auth_packet, flush_and_close, refuse_connect};
 
 /// Output bytes buffered for one connection before it stops reading and filling:
 /// a client that does not read cannot make the broker buffer without bound.
@@ -75,6 +77,8 @@ struct Conn {
     /// Topic aliases the client set (v5), up to `topic_alias_maximum`.
     aliases: HashMap<u16, ByteStr>,
     topic_alias_maximum: u16,
+    /// Set when the client authenticated with an enhanced method (v5 4.12).
+    auth: Option<Box<ConnAuth>>,
     /// Whether a v5 client wants reason strings (Request Problem Information).
     problem_information: bool,
     /// What went wrong, for the reason string of the DISCONNECT the broker sends.
@@ -83,6 +87,16 @@ struct Conn {
     read_since_yield: bool,
     /// Keeps the shard's connection count while the connection lives.
     _counted: Counted,
+}
+
+/// What re-authentication (v5 4.12.1) needs of a connection that authenticated
+/// with an enhanced method at CONNECT.
+struct ConnAuth {
+    method: ByteStr,
+    client_id: ByteStr,
+    username: Option<ByteStr>,
+    /// A re-authentication in progress: its round and the authenticator's state.
+    reauth: Option<(u32, Bytes)>,
 }
 
 /// Sets up a connection whose CONNECT was read and, once it is accepted, spawns
@@ -97,11 +111,12 @@ pub(super) async fn run(
     connect: Box<Connect>,
     rbuf: BytesMut,
     assigned_id: bool,
+    auth: Option<Box<Authenticated>>,
 ) {
     // Everything logged about this connection carries its client id and shard. A
     // debug span costs nothing at the default level.
     let span = tracing::debug_span!("client", id = %connect.client_id, shard = shard.id);
-    let established = establish(shard, stream, connect, rbuf, assigned_id)
+    let established = establish(shard, stream, connect, rbuf, assigned_id, auth)
         .instrument(span.clone())
         .await;
     if let Some(conn) = established {
@@ -152,6 +167,7 @@ async fn establish(
     mut connect: Box<Connect>,
     rbuf: BytesMut,
     assigned_id: bool,
+    auth: Option<Box<Authenticated>>,
 ) -> Option<Conn> {
     let now = Instant::now();
     let tick = shard.tick(now);
@@ -165,18 +181,6 @@ async fn establish(
         refuse_connect(&shard, &mut stream, version, ReasonCode::ServerBusy).await;
         return None;
     }
-    if v5 && connect.properties.authentication_method().is_some() {
-        // No enhanced authentication method is configured.
-        refuse_connect(
-            &shard,
-            &mut stream,
-            version,
-            ReasonCode::BadAuthenticationMethod,
-        )
-        .await;
-        return None;
-    }
-
     let counted = Counted::new(shard.clone());
 
     let mut keep_alive = connect.keep_alive;
@@ -195,6 +199,16 @@ async fn establish(
     .min(limits.max_session_expiry);
     let client_receive_max = connect.properties.receive_maximum().unwrap_or(u16::MAX);
     let client_max_packet = connect.properties.maximum_packet_size().unwrap_or(u32::MAX);
+    // Aliases toward the client (3.3.2.3.4): up to its Topic Alias Maximum and ours.
+    let outgoing_aliases = match shard.config().alias_policy {
+        _ if !v5 => 0,
+        AliasPolicy::Off => 0,
+        AliasPolicy::Fill | AliasPolicy::Lru => connect
+            .properties
+            .topic_alias_maximum()
+            .unwrap_or(0)
+            .min(limits.outgoing_topic_aliases),
+    };
     let key = client_key(connect.client_id.as_bytes());
 
     let handle = Rc::new(ConnHandle::default());
@@ -240,6 +254,13 @@ async fn establish(
             if let Some(k) = server_keep_alive {
                 p.push(Property::ServerKeepAlive(k));
             }
+            if let Some(auth) = &auth {
+                // [MQTT-4.12.0-5]: the method of the exchange, with its final data.
+                p.push(Property::AuthenticationMethod(auth.method.clone()));
+                if let Some(data) = &auth.data {
+                    p.push(Property::AuthenticationData(data.clone()));
+                }
+            }
             if expiry != connect.properties.session_expiry_interval().unwrap_or(0) {
                 p.push(Property::SessionExpiryInterval(expiry));
             }
@@ -247,12 +268,17 @@ async fn establish(
         Packet::ConnAck(ack)
             .encode(version, &mut wbuf)
             .expect("CONNACK encodes");
-        st.session_mut(opened.slot).attach(
+        let session = st.session_mut(opened.slot);
+        session.attach(
             version,
             client_receive_max,
             client_max_packet,
             now,
             &mut wbuf,
+        );
+        session.use_topic_aliases(
+            outgoing_aliases,
+            shard.config().alias_policy == AliasPolicy::Lru,
         );
         st.watch_keepalive(&handle, tick);
         opened
@@ -274,6 +300,14 @@ async fn establish(
         max_packet_size: limits.max_packet_size,
         aliases: HashMap::new(),
         topic_alias_maximum: if v5 { limits.topic_alias_maximum } else { 0 },
+        auth: auth.map(|a| {
+            Box::new(ConnAuth {
+                method: a.method,
+                client_id: connect.client_id.clone(),
+                username: connect.username.clone(),
+                reauth: None,
+            })
+        }),
         problem_information: connect.properties.request_problem_information() != Some(0),
         close_detail: None,
         read_since_yield: false,
@@ -452,6 +486,7 @@ impl Conn {
                 );
             }
             Packet::PingReq => encode(v, Packet::PingResp, &mut self.wbuf),
+            Packet::Auth(a) => self.on_auth(a)?,
             Packet::Disconnect(d) => {
                 if let Some(secs) = d.properties.session_expiry_interval() {
                     let mut session = session_of(&self.shard, self.slot);
@@ -471,10 +506,8 @@ impl Conn {
                     Close::Normal
                 });
             }
-            // A second CONNECT, AUTH without an authentication method, or a packet
-            // only a server sends.
+            // A second CONNECT, or a packet only a server sends.
             Packet::Connect(_)
-            | Packet::Auth(_)
             | Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
@@ -541,6 +574,66 @@ impl Conn {
             }
         } else {
             self.aliases.insert(alias, p.topic.clone());
+        }
+        Ok(())
+    }
+
+    /// AUTH after CONNACK: a re-authentication (v5 4.12.1) opened by AUTH 0x19 and
+    /// continued by AUTH 0x18, with the method used at CONNECT. Success is answered
+    /// with AUTH 0x00, a challenge with AUTH 0x18, failure with DISCONNECT.
+    fn on_auth(&mut self, a: Auth) -> Result<(), Close> {
+        let (Some(auth), Some(authenticator)) = (
+            self.auth.as_deref_mut(),
+            self.shard.shared.hooks.authenticator.as_deref(),
+        ) else {
+            // [MQTT-4.12.0-7]: no method at CONNECT, so no AUTH.
+            self.close_detail = Some("AUTH without an authentication method at CONNECT".into());
+            return Err(Close::Server(ReasonCode::ProtocolError));
+        };
+        if a.properties.authentication_method().as_deref() != Some(&*auth.method) {
+            self.close_detail = Some("AUTH with another authentication method".into());
+            return Err(Close::Server(ReasonCode::ProtocolError));
+        }
+        let (round, mut state) = match (a.reason, auth.reauth.take()) {
+            (ReasonCode::ReAuthenticate, None) => (0, Bytes::new()),
+            (ReasonCode::ContinueAuthentication, Some((round, state))) => (round + 1, state),
+            (reason, _) => {
+                self.close_detail = Some(format!("AUTH {reason:?} out of turn"));
+                return Err(Close::Server(ReasonCode::ProtocolError));
+            }
+        };
+        let data = a.properties.authentication_data();
+        let request = AuthRequest {
+            client_id: &auth.client_id,
+            username: auth.username.as_deref(),
+            method: &auth.method,
+            data: data.as_deref(),
+            reauthentication: true,
+            round,
+        };
+        let reply = match authenticator.authenticate(&request, &mut state) {
+            AuthStep::Continue(challenge) => {
+                auth.reauth = Some((round, state));
+                auth_packet(
+                    ReasonCode::ContinueAuthentication,
+                    &auth.method,
+                    Some(challenge),
+                )
+            }
+            AuthStep::Success(data) => auth_packet(ReasonCode::Success, &auth.method, data),
+            AuthStep::Fail(reason) => {
+                self.shard.metrics().auth_failures.inc();
+                self.close_detail = Some("re-authentication failed".into());
+                let reason = refusal_reason(reason, ReasonContext::Disconnect);
+                return Err(Close::Server(reason));
+            }
+        };
+        if Packet::Auth(reply)
+            .encode(self.version, &mut self.wbuf)
+            .is_err()
+        {
+            self.close_detail = Some("authentication data too long for AUTH".into());
+            return Err(Close::Server(ReasonCode::ImplementationSpecificError));
         }
         Ok(())
     }

@@ -13,13 +13,18 @@ use ringmq::protocol::{
     PubRel, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscribeFilter, Unsubscribe, Will,
 };
 use ringmq::shard::owner_shard;
-use ringmq::Broker;
+use ringmq::{Broker, Hooks};
 
 /// How long a test waits for a packet it expects.
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Starts a broker with `shards` shards on this machine's first allowed cores.
 pub fn broker_with(shards: usize, tweak: impl FnOnce(&mut Config)) -> Broker {
+    broker_with_hooks(shards, Hooks::default(), tweak)
+}
+
+/// Like `broker_with`, with hooks (an authenticator) plugged in.
+pub fn broker_with_hooks(shards: usize, hooks: Hooks, tweak: impl FnOnce(&mut Config)) -> Broker {
     let cpus = allowed_cpus();
     let mut config = Config {
         listeners: vec![Listener::new("127.0.0.1:0".parse().unwrap())],
@@ -35,7 +40,7 @@ pub fn broker_with(shards: usize, tweak: impl FnOnce(&mut Config)) -> Broker {
         "tests need {shards} distinct CPUs"
     );
     tweak(&mut config);
-    Broker::start(config).expect("broker starts")
+    Broker::start_with(config, hooks).expect("broker starts")
 }
 
 pub fn broker() -> Broker {

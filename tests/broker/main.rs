@@ -2,6 +2,8 @@
 //! real sockets, clients placed on chosen shards by their client ids so that both
 //! same-shard and cross-shard paths run. One test binary, one module per area.
 
+mod alias;
+mod auth;
 mod common;
 mod connect;
 mod ops;
