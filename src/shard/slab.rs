@@ -1,14 +1,26 @@
-//! A minimal slab: stable `u32` keys into a vector, reused through a free list.
+//! A slab: stable `u32` keys into fixed-size pages of slots, reused through a free
+//! list.
+//!
+//! Pages rather than one vector: a vector doubles, so at a million sessions it may
+//! hold as many empty slots again, and each doubling copies every session while the
+//! shard's event loop waits. A page is allocated when the last one fills and never
+//! moves.
+
+/// Slots per page.
+const PAGE: usize = 256;
 
 pub struct Slab<T> {
-    entries: Vec<Option<T>>,
+    pages: Vec<Box<[Option<T>]>>,
+    /// Slots handed out so far, in order (the next never-used key).
+    used: u32,
     free: Vec<u32>,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Slab<T> {
         Slab {
-            entries: Vec::new(),
+            pages: Vec::new(),
+            used: 0,
             free: Vec::new(),
         }
     }
@@ -16,44 +28,59 @@ impl<T> Default for Slab<T> {
 
 impl<T> Slab<T> {
     pub fn insert(&mut self, value: T) -> u32 {
-        match self.free.pop() {
-            Some(key) => {
-                self.entries[key as usize] = Some(value);
+        let key = match self.free.pop() {
+            Some(key) => key,
+            None => {
+                let key = self.used;
+                if key as usize == self.pages.len() * PAGE {
+                    self.pages.push((0..PAGE).map(|_| None).collect());
+                }
+                self.used += 1;
                 key
             }
-            None => {
-                self.entries.push(Some(value));
-                (self.entries.len() - 1) as u32
-            }
-        }
+        };
+        let (page, slot) = split(key);
+        self.pages[page][slot] = Some(value);
+        key
     }
 
     pub fn remove(&mut self, key: u32) -> Option<T> {
-        let value = self.entries.get_mut(key as usize)?.take()?;
+        let value = self.slot_mut(key)?.take()?;
         self.free.push(key);
         Some(value)
     }
 
     /// Entries present.
     pub fn count(&self) -> usize {
-        self.entries.len() - self.free.len()
+        self.used as usize - self.free.len()
     }
 
     /// Entries present, with their keys.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
-        self.entries
+        self.pages
             .iter()
+            .flat_map(|page| page.iter())
             .enumerate()
             .filter_map(|(k, e)| Some((k as u32, e.as_ref()?)))
     }
 
     pub fn get(&self, key: u32) -> Option<&T> {
-        self.entries.get(key as usize)?.as_ref()
+        let (page, slot) = split(key);
+        self.pages.get(page)?[slot].as_ref()
     }
 
     pub fn get_mut(&mut self, key: u32) -> Option<&mut T> {
-        self.entries.get_mut(key as usize)?.as_mut()
+        self.slot_mut(key)?.as_mut()
     }
+
+    fn slot_mut(&mut self, key: u32) -> Option<&mut Option<T>> {
+        let (page, slot) = split(key);
+        Some(&mut self.pages.get_mut(page)?[slot])
+    }
+}
+
+fn split(key: u32) -> (usize, usize) {
+    (key as usize / PAGE, key as usize % PAGE)
 }
 
 #[cfg(test)]
@@ -73,5 +100,21 @@ mod tests {
         assert_eq!(s.get(b), Some(&"b"));
         assert_eq!(s.count(), 2);
         assert_eq!(s.iter().map(|(_, v)| *v).collect::<Vec<_>>(), ["c", "b"]);
+    }
+
+    #[test]
+    fn keys_span_pages() {
+        let mut s = Slab::default();
+        let keys: Vec<u32> = (0..1000).map(|i| s.insert(i)).collect();
+        assert_eq!(keys, (0..1000).collect::<Vec<u32>>());
+        assert_eq!(s.get(999), Some(&999));
+        assert_eq!(s.get(1000), None);
+        assert_eq!(s.get(5000), None);
+        assert_eq!(s.remove(300), Some(300));
+        assert_eq!(s.get_mut(300), None);
+        assert_eq!(s.count(), 999);
+        assert_eq!(s.insert(7), 300);
+        assert_eq!(s.iter().count(), 1000);
+        assert_eq!(s.iter().nth(300), Some((300, &7)));
     }
 }
