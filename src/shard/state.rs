@@ -310,6 +310,9 @@ impl State {
                 };
             }
         }
+        // Its own copy: a slice of the CONNECT frame would keep the whole frame
+        // (will payload and password included) for as long as the session lives.
+        let client_id = ByteStr::from(client_id.as_str());
         let mut session = Session::new(client_id.clone(), client_key, version, self.limits);
         session.expiry_interval = expiry_interval;
         self.generations = self.generations.wrapping_add(1);
@@ -443,6 +446,8 @@ impl State {
         id: Option<u32>,
         handle: &Rc<ConnHandle>,
     ) -> bool {
+        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
+        let filter = ByteStr::from(filter.as_str());
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
         if let Some(existing) = entry.session.subscription(&filter) {
             let key = existing.key;
@@ -635,6 +640,8 @@ impl State {
         else {
             return false;
         };
+        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
+        let key = ByteStr::from(key.as_str());
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
         let replaced = entry.session.add_subscription(Subscription {
             filter: key.clone(),

@@ -357,7 +357,10 @@ async fn read_packet(
     version: ProtocolVersion,
     max_packet_size: u32,
 ) -> Result<Packet, ReadFailure> {
-    let mut chunk = vec![0u8; 4096];
+    // On the stack of a short-lived future: a connect storm's thousands of
+    // handshakes in flight should not each hold a heap buffer. CONNECT is small;
+    // a larger one takes a few reads.
+    let mut chunk = [0u8; 512];
     loop {
         match Packet::decode(rbuf, version, max_packet_size) {
             Ok(Some(p)) => return Ok(p),
