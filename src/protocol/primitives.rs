@@ -169,6 +169,15 @@ impl ByteStr {
         Ok(ByteStr(bytes))
     }
 
+    /// Wraps bytes already known to be UTF-8, without checking them again.
+    ///
+    /// # Safety
+    ///
+    /// `bytes` must be valid UTF-8: `as_str` hands them out as a `str`.
+    pub(crate) unsafe fn from_utf8_unchecked(bytes: Bytes) -> ByteStr {
+        ByteStr(bytes)
+    }
+
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor either validates the bytes as UTF-8
         // (`from_utf8`) or takes them from a `&str`/`String`.
@@ -270,14 +279,6 @@ impl Reader {
         Ok(self.buf.get_u16())
     }
 
-    #[inline]
-    pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        if self.buf.len() < 4 {
-            return Err(DecodeError::UnexpectedEof);
-        }
-        Ok(self.buf.get_u32())
-    }
-
     /// A variable byte integer; running out of bytes inside one is malformed here,
     /// because the whole packet is already buffered.
     #[inline]
@@ -323,12 +324,6 @@ impl Reader {
         let s = ByteStr::from_utf8(raw)?;
         super::topic::check_name_chars(s.as_bytes()).map_err(|_| DecodeError::InvalidTopicName)?;
         Ok(s)
-    }
-
-    /// A sub-reader over the next `len` bytes.
-    #[inline]
-    pub fn sub(&mut self, len: usize) -> Result<Reader, DecodeError> {
-        Ok(Reader::new(self.take(len)?))
     }
 
     /// Everything that is left.
