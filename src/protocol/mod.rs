@@ -220,9 +220,23 @@ impl Packet {
     /// Appends the packet to `out`. A CONNECT is written at its own protocol level.
     pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
+            Packet::Publish(p) => p.encode(version, out),
+            // Out of line, so that the other packets' code does not weigh on PUBLISH's
+            // (registers saved, stack frame).
+            other => other.encode_other(version, out),
+        }
+    }
+
+    #[inline(never)]
+    fn encode_other(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Packet::Publish(p) => p.encode(version, out),
             Packet::Connect(p) => p.encode(out),
             Packet::ConnAck(p) => p.encode(version, out),
-            Packet::Publish(p) => p.encode(version, out),
             Packet::PubAck(p) => p.encode(version, out),
             Packet::PubRec(p) => p.encode(version, out),
             Packet::PubRel(p) => p.encode(version, out),

@@ -9,7 +9,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::primitives::{
-    check_field, check_utf8, put_binary, put_var_int, read_var_int, var_int_len, Reader,
+    append, check_field, check_utf8, put_var_int, read_var_int, var_int_len, Reader, Writer,
     MAX_VAR_INT,
 };
 use super::{ByteStr, DecodeError, EncodeError};
@@ -498,6 +498,12 @@ impl Property {
 
     #[inline]
     pub(crate) fn encode(&self, out: &mut BytesMut) {
+        append(out, self.encoded_len(), |w| self.write(w));
+    }
+
+    /// Writes the property; the caller has checked it (`check`).
+    #[inline]
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
         use Property as P;
         let id = self.id() as u8;
         match self {
@@ -508,24 +514,24 @@ impl Property {
             | P::RetainAvailable(v)
             | P::WildcardSubscriptionAvailable(v)
             | P::SubscriptionIdentifierAvailable(v)
-            | P::SharedSubscriptionAvailable(v) => out.put_slice(&[id, *v]),
+            | P::SharedSubscriptionAvailable(v) => w.array([id, *v]),
             P::ServerKeepAlive(v)
             | P::ReceiveMaximum(v)
             | P::TopicAliasMaximum(v)
             | P::TopicAlias(v) => {
                 let [a, b] = v.to_be_bytes();
-                out.put_slice(&[id, a, b]);
+                w.array([id, a, b]);
             }
             P::MessageExpiryInterval(v)
             | P::SessionExpiryInterval(v)
             | P::WillDelayInterval(v)
             | P::MaximumPacketSize(v) => {
                 let [a, b, c, d] = v.to_be_bytes();
-                out.put_slice(&[id, a, b, c, d]);
+                w.array([id, a, b, c, d]);
             }
             P::SubscriptionIdentifier(v) => {
-                out.put_u8(id);
-                put_var_int(out, *v as usize);
+                w.u8(id);
+                w.var_int(*v as usize);
             }
             P::ContentType(s)
             | P::ResponseTopic(s)
@@ -533,22 +539,22 @@ impl Property {
             | P::AuthenticationMethod(s)
             | P::ResponseInformation(s)
             | P::ServerReference(s)
-            | P::ReasonString(s) => put_tagged(out, id, s.as_bytes()),
-            P::CorrelationData(b) | P::AuthenticationData(b) => put_tagged(out, id, b),
+            | P::ReasonString(s) => write_tagged(w, id, s.as_bytes()),
+            P::CorrelationData(b) | P::AuthenticationData(b) => write_tagged(w, id, b),
             P::UserProperty(k, v) => {
-                put_tagged(out, id, k.as_bytes());
-                put_binary(out, v.as_bytes());
+                write_tagged(w, id, k.as_bytes());
+                w.field(v.as_bytes());
             }
         }
     }
 }
 
-/// An identifier and a length-prefixed field, the three header bytes in one write.
+/// An identifier and a length-prefixed field, the three header bytes in one store.
 #[inline]
-fn put_tagged(out: &mut BytesMut, id: u8, data: &[u8]) {
+fn write_tagged(w: &mut Writer<'_>, id: u8, data: &[u8]) {
     let [a, b] = (data.len() as u16).to_be_bytes();
-    out.put_slice(&[id, a, b]);
-    out.put_slice(data);
+    w.array([id, a, b]);
+    w.slice(data);
 }
 
 /// Checks a received property list against every rule of spec 2.2.2: known
@@ -895,6 +901,15 @@ impl Properties {
 
     pub(crate) fn check(&self) -> Result<(), EncodeError> {
         self.checked_body_len().map(drop)
+    }
+
+    /// Writes the list without its length prefix; the caller has checked it.
+    #[inline]
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
+        match &self.0 {
+            Repr::Wire(wire) => w.slice(wire),
+            Repr::Unencodable(list) => list.iter().for_each(|p| p.write(w)),
+        }
     }
 
     /// Writes the length prefix and the list. `body_len` is `self.body_len()`.
