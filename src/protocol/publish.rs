@@ -108,7 +108,9 @@ impl Publish {
         self.parts().encoded_len(version)
     }
 
-    #[inline]
+    /// Out of line, with `OutgoingPublish::encode` inlined into it: the parts are
+    /// then read from `self` where they are rather than gathered into a struct first.
+    #[inline(never)]
     pub(crate) fn encode(
         &self,
         version: ProtocolVersion,
@@ -175,8 +177,9 @@ impl OutgoingPublish<'_> {
         1 + var_int_len(body) + body
     }
 
-    /// Appends the packet to `out`.
-    #[inline]
+    /// Appends the packet to `out`. Inlined into its two callers, `Publish::encode`
+    /// and the broker's delivery.
+    #[inline(always)]
     pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         check_field(self.topic.len())?;
         let with_pkid = self.qos != QoS::AtMostOnce;
