@@ -8,6 +8,12 @@
 //! to the same length, and decode the batch back to `BATCH` packets equal to the
 //! ones they started from.
 //!
+//! Representations differ where the codecs differ: ringmq holds a v5 property list as
+//! its bytes on the wire, whether it was received or built (`Properties::from_vec`
+//! encodes it, here outside the timed loop), so writing it is one copy; mqttbytes
+//! holds typed fields and serialises them on every write. The broker's case is the
+//! first: it forwards lists it received.
+//!
 //! Names read `{packet}_{op}_{version}/{case}/{codec}`. PUBLISH groups report
 //! bytes per second and their `_pkts` twins packets per second; CONNECT and
 //! SUBSCRIBE groups report packets per second.

@@ -35,9 +35,9 @@ impl Message {
             if let Some(secs) = properties.message_expiry_interval() {
                 expires_at = Some(now + std::time::Duration::from_secs(u64::from(secs)));
             }
-            properties.retain(|prop| {
+            properties.retain_ids(|id| {
                 !matches!(
-                    prop.id(),
+                    id,
                     PropertyId::TopicAlias
                         | PropertyId::MessageExpiryInterval
                         | PropertyId::SubscriptionIdentifier

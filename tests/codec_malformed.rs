@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 use ringmq::protocol::{
-    DecodeError, Packet, Property, PropertyContext, PropertyId, ProtocolVersion, ReasonContext,
+    DecodeError, Packet, PropertyContext, PropertyId, ProtocolVersion, ReasonContext,
 };
 
 const V31: ProtocolVersion = ProtocolVersion::V3_1;
@@ -765,5 +765,5 @@ fn carries(p: &Packet, ctx: PropertyContext, raw: u8) -> bool {
         (Packet::Auth(c), _) => &c.properties,
         (Packet::PingReq | Packet::PingResp, _) => return false,
     };
-    list.iter().map(Property::id).any(|id| id as u8 == raw)
+    list.iter().any(|p| p.id() as u8 == raw)
 }

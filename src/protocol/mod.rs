@@ -155,9 +155,18 @@ impl Packet {
         }
         let mut frame = buf.split_to(frame_len).freeze();
         frame.advance(header.header_len);
-        Packet::decode_body(header.byte1, Reader::new(frame), version).map(Some)
+        let r = Reader::new(frame);
+        if header.byte1 >> 4 == PacketType::Publish as u8 {
+            // PUBLISH has no fixed flags to check: they are its DUP, QoS and RETAIN.
+            return Publish::decode(header.byte1 & 0x0f, r, version)
+                .map(|p| Some(Packet::Publish(p)));
+        }
+        Packet::decode_body(header.byte1, r, version).map(Some)
     }
 
+    /// Every packet but PUBLISH, out of line so that their code does not weigh on
+    /// PUBLISH's (registers saved, stack frame).
+    #[inline(never)]
     fn decode_body(byte1: u8, r: Reader, version: ProtocolVersion) -> Result<Packet, DecodeError> {
         let flags = byte1 & 0x0f;
         let kind = PacketType::from_u8(byte1 >> 4)?;
@@ -220,9 +229,23 @@ impl Packet {
     /// Appends the packet to `out`. A CONNECT is written at its own protocol level.
     pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
+            Packet::Publish(p) => p.encode(version, out),
+            // Out of line, so that the other packets' code does not weigh on PUBLISH's
+            // (registers saved, stack frame).
+            other => other.encode_other(version, out),
+        }
+    }
+
+    #[inline(never)]
+    fn encode_other(
+        &self,
+        version: ProtocolVersion,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        match self {
+            Packet::Publish(p) => p.encode(version, out),
             Packet::Connect(p) => p.encode(out),
             Packet::ConnAck(p) => p.encode(version, out),
-            Packet::Publish(p) => p.encode(version, out),
             Packet::PubAck(p) => p.encode(version, out),
             Packet::PubRec(p) => p.encode(version, out),
             Packet::PubRel(p) => p.encode(version, out),

@@ -3,6 +3,7 @@
 //! caller's `BytesMut`.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::ops::Deref;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -45,6 +46,22 @@ pub fn var_int_len(value: usize) -> usize {
     }
 }
 
+/// `value` as a variable byte integer in the low bytes of a little-endian word, and
+/// how many bytes it takes. The caller guarantees `value <= MAX_VAR_INT`.
+#[inline(always)]
+fn var_int_word(value: usize) -> (u32, usize) {
+    debug_assert!(value <= MAX_VAR_INT as usize);
+    let v = value as u32;
+    // Seven bits to a byte, then the continuation bit on every byte but the last.
+    let groups = (v & 0x7f) | (v << 1 & 0x7f00) | (v << 2 & 0x7f_0000) | (v << 3 & 0x7f00_0000);
+    let n = 1
+        + usize::from(value >= 0x80)
+        + usize::from(value >= 0x4000)
+        + usize::from(value >= 0x20_0000);
+    const MORE: [u32; 4] = [0, 0x80, 0x8080, 0x80_8080];
+    (groups | MORE[n - 1], n)
+}
+
 /// Writes `value` as a variable byte integer. The caller guarantees `value <= MAX_VAR_INT`.
 #[inline]
 pub fn put_var_int(out: &mut BytesMut, value: usize) {
@@ -60,6 +77,104 @@ pub fn put_var_int(out: &mut BytesMut, value: usize) {
         if v == 0 {
             break;
         }
+    }
+}
+
+/// Appends up to `len` bytes to `out`, written by `fill` through a `Writer` straight
+/// into reserved capacity: one capacity check for the whole packet instead of one per
+/// field. Only the bytes `fill` writes are appended, whatever `len` said.
+#[inline(always)]
+pub(crate) fn append(out: &mut BytesMut, len: usize, fill: impl FnOnce(&mut Writer<'_>)) {
+    out.reserve(len + Writer::SLACK);
+    let mut w = Writer {
+        buf: out.spare_capacity_mut(),
+        pos: 0,
+    };
+    fill(&mut w);
+    let written = w.pos;
+    // SAFETY: `Writer` only ever moves `pos` over bytes it has just initialised, so
+    // the first `written` bytes of the spare capacity are initialised, and `written`
+    // is within the spare capacity because every write is bounds-checked against it.
+    unsafe { out.set_len(out.len() + written) };
+}
+
+/// Writes fields into a buffer's spare capacity; see `append`. Every write is
+/// bounds-checked (a wrong length panics, it cannot write out of bounds), and the
+/// fixed-size ones compile to single stores.
+pub(crate) struct Writer<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    /// Bytes written so far; all of `buf[..pos]` is initialised.
+    pos: usize,
+}
+
+impl Writer<'_> {
+    /// Room reserved past the packet: a variable byte integer or a fixed header is
+    /// stored as a whole word and then cut to its length.
+    const SLACK: usize = 8;
+
+    #[inline(always)]
+    pub fn array<const N: usize>(&mut self, bytes: [u8; N]) {
+        let dst: &mut [MaybeUninit<u8>; N] = (&mut self.buf[self.pos..self.pos + N])
+            .try_into()
+            .expect("a slice of N bytes");
+        // One N-byte store; writing byte by byte is not always merged.
+        *dst = bytes.map(MaybeUninit::new);
+        self.pos += N;
+    }
+
+    #[inline(always)]
+    pub fn slice(&mut self, data: &[u8]) {
+        let dst = &mut self.buf[self.pos..self.pos + data.len()];
+        // SAFETY: `dst` and `data` have the same length, `MaybeUninit<u8>` has the
+        // layout of `u8`, and `dst` is borrowed mutably so it cannot overlap `data`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), dst.as_mut_ptr().cast::<u8>(), data.len())
+        };
+        self.pos += data.len();
+    }
+
+    #[inline(always)]
+    pub fn u8(&mut self, v: u8) {
+        self.array([v]);
+    }
+
+    #[inline(always)]
+    pub fn u16(&mut self, v: u16) {
+        self.array(v.to_be_bytes());
+    }
+
+    /// A variable byte integer; the caller guarantees `value <= MAX_VAR_INT`.
+    #[inline(always)]
+    pub fn var_int(&mut self, value: usize) {
+        let (word, n) = var_int_word(value);
+        self.array(word.to_le_bytes());
+        // Cut back to the `n` bytes the value takes; the rest is overwritten next
+        // or left outside the buffer's length.
+        self.pos -= 4 - n;
+    }
+
+    /// A fixed header and the two-byte length that starts every PUBLISH body (the
+    /// topic's): one store for bodies under 16 KiB.
+    #[inline(always)]
+    pub fn header_and_len(&mut self, byte1: u8, body_len: usize, len: u16) {
+        let [hi, lo] = len.to_be_bytes();
+        let low7 = body_len as u8 & 0x7f;
+        if body_len < 0x80 {
+            self.array([byte1, low7, hi, lo]);
+        } else if body_len < 0x4000 {
+            self.array([byte1, low7 | 0x80, (body_len >> 7) as u8, hi, lo]);
+        } else {
+            self.u8(byte1);
+            self.var_int(body_len);
+            self.array([hi, lo]);
+        }
+    }
+
+    /// A two-byte length prefix and `data`; the caller guarantees it fits.
+    #[inline(always)]
+    pub fn field(&mut self, data: &[u8]) {
+        self.u16(data.len() as u16);
+        self.slice(data);
     }
 }
 
@@ -112,19 +227,43 @@ fn nul_high_or_wildcard(w: u64) -> u64 {
         | (hash.wrapping_sub(ONES) & !hash & HIGH)
 }
 
-/// Runs `bad` over `data` eight bytes at a time, the tail padded with 0x01.
+/// Runs `bad` over `data` eight bytes at a time. A tail shorter than eight bytes is
+/// read as the last eight bytes of `data`, overlapping bytes already checked, or,
+/// when `data` itself is shorter, assembled in a register padded with 0x01. Neither
+/// goes through memory: copying the tail into a stack buffer and reading it back as
+/// one word stalls on store forwarding, which cost more than the scan itself.
 #[inline(always)]
 fn scan(data: &[u8], bad: impl Fn(u64) -> u64) -> bool {
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap());
     let mut chunks = data.chunks_exact(8);
     let mut acc = 0;
     for c in &mut chunks {
-        acc |= bad(u64::from_ne_bytes(c.try_into().unwrap()));
+        acc |= bad(word(c));
     }
     let rest = chunks.remainder();
-    let mut tail = [1u8; 8];
-    tail[..rest.len()].copy_from_slice(rest);
-    acc |= bad(u64::from_ne_bytes(tail));
+    if !rest.is_empty() {
+        acc |= bad(match data.len().checked_sub(8) {
+            Some(last) => word(&data[last..]),
+            None => short_word(rest),
+        });
+    }
     acc == 0
+}
+
+/// Up to seven bytes in a word, read as two overlapping halves where they fill it
+/// and padded with 0x01 where they do not. Byte order and repeats do not matter: the
+/// scans only ask whether some byte of the word is bad.
+#[inline(always)]
+fn short_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let u32_at = |i: usize| u64::from(u32::from_ne_bytes(rest[i..i + 4].try_into().unwrap()));
+    let u16_at = |i: usize| u64::from(u16::from_ne_bytes(rest[i..i + 2].try_into().unwrap()));
+    match n {
+        4.. => u32_at(0) | u32_at(n - 4) << 32,
+        2 | 3 => (ONES & !0xffff_ffff) | u16_at(0) | u16_at(n - 2) << 16,
+        1 => (ONES & !0xff) | u64::from(rest[0]),
+        0 => ONES,
+    }
 }
 
 /// Every byte in 0x01..=0x7f: valid MQTT UTF-8 with nothing more to check.
@@ -167,6 +306,15 @@ impl ByteStr {
     pub fn from_utf8(bytes: Bytes) -> Result<ByteStr, DecodeError> {
         check_utf8(&bytes)?;
         Ok(ByteStr(bytes))
+    }
+
+    /// Wraps bytes already known to be UTF-8, without checking them again.
+    ///
+    /// # Safety
+    ///
+    /// `bytes` must be valid UTF-8: `as_str` hands them out as a `str`.
+    pub(crate) unsafe fn from_utf8_unchecked(bytes: Bytes) -> ByteStr {
+        ByteStr(bytes)
     }
 
     pub fn as_str(&self) -> &str {
@@ -270,14 +418,6 @@ impl Reader {
         Ok(self.buf.get_u16())
     }
 
-    #[inline]
-    pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        if self.buf.len() < 4 {
-            return Err(DecodeError::UnexpectedEof);
-        }
-        Ok(self.buf.get_u32())
-    }
-
     /// A variable byte integer; running out of bytes inside one is malformed here,
     /// because the whole packet is already buffered.
     #[inline]
@@ -323,12 +463,6 @@ impl Reader {
         let s = ByteStr::from_utf8(raw)?;
         super::topic::check_name_chars(s.as_bytes()).map_err(|_| DecodeError::InvalidTopicName)?;
         Ok(s)
-    }
-
-    /// A sub-reader over the next `len` bytes.
-    #[inline]
-    pub fn sub(&mut self, len: usize) -> Result<Reader, DecodeError> {
-        Ok(Reader::new(self.take(len)?))
     }
 
     /// Everything that is left.

@@ -1,13 +1,17 @@
 //! MQTT 5 properties (spec 2.2.2): every property with its wire type, the packets it
 //! may appear in, the values it may take, and the at-most-once rule.
 //!
-//! `Properties` keeps them in wire order in one vector, so a packet without
-//! properties costs no allocation and a forwarded message keeps user properties in
-//! the order its publisher sent them.
-
+//! `Properties` keeps a list as its bytes on the wire. A received list is checked
+//! once, against every rule, and kept as the slice of the frame it came in: decoding
+//! it builds nothing and allocates nothing, forwarding it is one copy, and the
+//! accessors read the one property they are asked for. A list built from `Property`
+//! values is encoded when it is built, so it too is written with one copy.
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::primitives::{check_field, put_binary, put_var_int, var_int_len, Reader, MAX_VAR_INT};
+use super::primitives::{
+    append, check_field, check_utf8, put_var_int, read_var_int, var_int_len, Reader, Writer,
+    MAX_VAR_INT,
+};
 use super::{ByteStr, DecodeError, EncodeError};
 
 /// Which packet (or the will inside CONNECT) a property list belongs to.
@@ -131,7 +135,7 @@ impl PropertyId {
     ];
 
     pub fn from_u8(v: u8) -> Option<PropertyId> {
-        PropertyId::ALL.iter().copied().find(|id| *id as u8 == v)
+        BY_BYTE.get(usize::from(v)).copied().flatten()
     }
 
     /// Packets this property may appear in, as a bit set of `PropertyContext`s.
@@ -166,6 +170,36 @@ impl PropertyId {
         }
     }
 
+    /// How the value is laid out on the wire (spec table 2-4, "Type").
+    const fn kind(self) -> Kind {
+        use PropertyId::*;
+        match self {
+            PayloadFormatIndicator
+            | RequestProblemInformation
+            | RequestResponseInformation
+            | MaximumQoS
+            | RetainAvailable
+            | WildcardSubscriptionAvailable
+            | SubscriptionIdentifierAvailable
+            | SharedSubscriptionAvailable => Kind::Byte,
+            ServerKeepAlive | ReceiveMaximum | TopicAliasMaximum | TopicAlias => Kind::TwoBytes,
+            MessageExpiryInterval
+            | SessionExpiryInterval
+            | WillDelayInterval
+            | MaximumPacketSize => Kind::FourBytes,
+            SubscriptionIdentifier => Kind::VarInt,
+            ContentType
+            | ResponseTopic
+            | AssignedClientIdentifier
+            | AuthenticationMethod
+            | ResponseInformation
+            | ServerReference
+            | ReasonString => Kind::String,
+            CorrelationData | AuthenticationData => Kind::Binary,
+            UserProperty => Kind::StringPair,
+        }
+    }
+
     /// Whether the property may appear in the given packet.
     pub fn allowed_in(self, ctx: PropertyContext) -> bool {
         self.contexts() & ctx.bit() != 0
@@ -181,6 +215,114 @@ impl PropertyId {
             _ => false,
         }
     }
+
+    /// Checks the value at the start of `v` against its type and value rules and
+    /// returns its length on the wire. The errors and their order are those of
+    /// reading the value field by field: a short field is `UnexpectedEof`, a bad
+    /// string `InvalidUtf8`, a value the property may not take `InvalidPropertyValue`.
+    #[inline]
+    fn check_value(self, v: &[u8]) -> Result<usize, DecodeError> {
+        let eof = DecodeError::UnexpectedEof;
+        let bad = DecodeError::InvalidPropertyValue(self as u8);
+        match self.kind() {
+            // Every one-byte property is a 0/1 flag or a QoS of 0 or 1.
+            Kind::Byte => match v.first() {
+                None => Err(eof),
+                Some(0 | 1) => Ok(1),
+                Some(_) => Err(bad),
+            },
+            Kind::TwoBytes => match (be16(v, 0).ok_or(eof)?, self) {
+                (0, PropertyId::TopicAlias) => Err(DecodeError::TopicAliasZero),
+                (0, PropertyId::ReceiveMaximum) => Err(bad),
+                _ => Ok(2),
+            },
+            Kind::FourBytes => match (be32(v).ok_or(eof)?, self) {
+                (0, PropertyId::MaximumPacketSize) => Err(bad),
+                _ => Ok(4),
+            },
+            Kind::VarInt => match read_var_int(v)?.ok_or(eof)? {
+                (0, _) => Err(bad),
+                (_, n) => Ok(n),
+            },
+            Kind::String => string_field(v),
+            Kind::Binary => field(v),
+            Kind::StringPair => {
+                let key = string_field(v)?;
+                Ok(key + string_field(&v[key..])?)
+            }
+        }
+    }
+
+    /// The length of the value at the start of `v`, already checked, or `None` if `v`
+    /// is too short to hold it.
+    #[inline]
+    fn value_len(self, v: &[u8]) -> Option<usize> {
+        let len = match self.kind() {
+            Kind::Byte => 1,
+            Kind::TwoBytes => 2,
+            Kind::FourBytes => 4,
+            Kind::VarInt => 1 + v.iter().take(4).position(|b| b & 0x80 == 0)?,
+            Kind::String | Kind::Binary => 2 + usize::from(be16(v, 0)?),
+            Kind::StringPair => {
+                let key = 2 + usize::from(be16(v, 0)?);
+                key + 2 + usize::from(be16(v, key)?)
+            }
+        };
+        (len <= v.len()).then_some(len)
+    }
+}
+
+/// Identifier byte to identifier.
+const BY_BYTE: [Option<PropertyId>; 0x2B] = {
+    let mut table = [None; 0x2B];
+    let mut i = 0;
+    while i < PropertyId::ALL.len() {
+        let id = PropertyId::ALL[i];
+        table[id as usize] = Some(id);
+        i += 1;
+    }
+    table
+};
+
+/// The wire types of property values (spec 2.2.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Byte,
+    TwoBytes,
+    FourBytes,
+    VarInt,
+    String,
+    Binary,
+    StringPair,
+}
+
+#[inline]
+fn be16(v: &[u8], at: usize) -> Option<u16> {
+    let b = v.get(at..at + 2)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+#[inline]
+fn be32(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
+}
+
+/// The length of the Binary Data field at the start of `v`, prefix included.
+#[inline]
+fn field(v: &[u8]) -> Result<usize, DecodeError> {
+    let len = 2 + usize::from(be16(v, 0).ok_or(DecodeError::UnexpectedEof)?);
+    if len > v.len() {
+        return Err(DecodeError::UnexpectedEof);
+    }
+    Ok(len)
+}
+
+/// Like `field`, for a UTF-8 Encoded String.
+#[inline]
+fn string_field(v: &[u8]) -> Result<usize, DecodeError> {
+    let len = field(v)?;
+    check_utf8(&v[2..len])?;
+    Ok(len)
 }
 
 /// One property with its value.
@@ -250,68 +392,56 @@ impl Property {
         }
     }
 
-    /// Decodes one property of a `ctx` packet. Whether the property may appear there is
-    /// checked before its value, so a misplaced property is malformed (spec 2.2.2.2)
-    /// whatever value it carries.
-    fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Property, DecodeError> {
+    /// The property `id` whose value is `wire[start..end]` in a checked list.
+    /// Strings and binary data are slices of `wire`.
+    fn from_wire(id: PropertyId, wire: &Bytes, start: usize, end: usize) -> Property {
         use Property as P;
-        let raw = r.var_int()?;
-        let id = u8::try_from(raw)
-            .ok()
-            .and_then(PropertyId::from_u8)
-            .ok_or(DecodeError::UnknownProperty(raw.min(0xff) as u8))?;
-        if !id.allowed_in(ctx) {
-            return Err(DecodeError::PropertyNotAllowed(id as u8));
+        use PropertyId as I;
+        let v = &wire[start..end];
+        let byte = || v[0];
+        let two = || u16::from_be_bytes([v[0], v[1]]);
+        let four = || u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
+        let string = |from: usize, to: usize| {
+            // SAFETY: a list is only ever held after its strings were checked as
+            // UTF-8 (`check_list`) or when they were copied from `ByteStr`s.
+            unsafe { ByteStr::from_utf8_unchecked(wire.slice(start + from..start + to)) }
+        };
+        let text = || string(2, v.len());
+        let binary = || wire.slice(start + 2..end);
+        match id {
+            I::PayloadFormatIndicator => P::PayloadFormatIndicator(byte()),
+            I::MessageExpiryInterval => P::MessageExpiryInterval(four()),
+            I::ContentType => P::ContentType(text()),
+            I::ResponseTopic => P::ResponseTopic(text()),
+            I::CorrelationData => P::CorrelationData(binary()),
+            I::SubscriptionIdentifier => {
+                P::SubscriptionIdentifier(read_var_int(v).ok().flatten().map_or(0, |(x, _)| x))
+            }
+            I::SessionExpiryInterval => P::SessionExpiryInterval(four()),
+            I::AssignedClientIdentifier => P::AssignedClientIdentifier(text()),
+            I::ServerKeepAlive => P::ServerKeepAlive(two()),
+            I::AuthenticationMethod => P::AuthenticationMethod(text()),
+            I::AuthenticationData => P::AuthenticationData(binary()),
+            I::RequestProblemInformation => P::RequestProblemInformation(byte()),
+            I::WillDelayInterval => P::WillDelayInterval(four()),
+            I::RequestResponseInformation => P::RequestResponseInformation(byte()),
+            I::ResponseInformation => P::ResponseInformation(text()),
+            I::ServerReference => P::ServerReference(text()),
+            I::ReasonString => P::ReasonString(text()),
+            I::ReceiveMaximum => P::ReceiveMaximum(two()),
+            I::TopicAliasMaximum => P::TopicAliasMaximum(two()),
+            I::TopicAlias => P::TopicAlias(two()),
+            I::MaximumQoS => P::MaximumQoS(byte()),
+            I::RetainAvailable => P::RetainAvailable(byte()),
+            I::UserProperty => {
+                let key = 2 + usize::from(two());
+                P::UserProperty(string(2, key), string(key + 2, v.len()))
+            }
+            I::MaximumPacketSize => P::MaximumPacketSize(four()),
+            I::WildcardSubscriptionAvailable => P::WildcardSubscriptionAvailable(byte()),
+            I::SubscriptionIdentifierAvailable => P::SubscriptionIdentifierAvailable(byte()),
+            I::SharedSubscriptionAvailable => P::SharedSubscriptionAvailable(byte()),
         }
-        let bad = DecodeError::InvalidPropertyValue(id as u8);
-        let flag = |v: u8| if v <= 1 { Ok(v) } else { Err(bad) };
-        Ok(match id {
-            PropertyId::PayloadFormatIndicator => P::PayloadFormatIndicator(flag(r.u8()?)?),
-            PropertyId::MessageExpiryInterval => P::MessageExpiryInterval(r.u32()?),
-            PropertyId::ContentType => P::ContentType(r.string()?),
-            PropertyId::ResponseTopic => P::ResponseTopic(r.string()?),
-            PropertyId::CorrelationData => P::CorrelationData(r.binary()?),
-            PropertyId::SubscriptionIdentifier => match r.var_int()? {
-                0 => return Err(bad),
-                v => P::SubscriptionIdentifier(v),
-            },
-            PropertyId::SessionExpiryInterval => P::SessionExpiryInterval(r.u32()?),
-            PropertyId::AssignedClientIdentifier => P::AssignedClientIdentifier(r.string()?),
-            PropertyId::ServerKeepAlive => P::ServerKeepAlive(r.u16()?),
-            PropertyId::AuthenticationMethod => P::AuthenticationMethod(r.string()?),
-            PropertyId::AuthenticationData => P::AuthenticationData(r.binary()?),
-            PropertyId::RequestProblemInformation => P::RequestProblemInformation(flag(r.u8()?)?),
-            PropertyId::WillDelayInterval => P::WillDelayInterval(r.u32()?),
-            PropertyId::RequestResponseInformation => P::RequestResponseInformation(flag(r.u8()?)?),
-            PropertyId::ResponseInformation => P::ResponseInformation(r.string()?),
-            PropertyId::ServerReference => P::ServerReference(r.string()?),
-            PropertyId::ReasonString => P::ReasonString(r.string()?),
-            PropertyId::ReceiveMaximum => match r.u16()? {
-                0 => return Err(bad),
-                v => P::ReceiveMaximum(v),
-            },
-            PropertyId::TopicAliasMaximum => P::TopicAliasMaximum(r.u16()?),
-            PropertyId::TopicAlias => match r.u16()? {
-                0 => return Err(DecodeError::TopicAliasZero),
-                v => P::TopicAlias(v),
-            },
-            PropertyId::MaximumQoS => P::MaximumQoS(flag(r.u8()?)?),
-            PropertyId::RetainAvailable => P::RetainAvailable(flag(r.u8()?)?),
-            PropertyId::UserProperty => P::UserProperty(r.string()?, r.string()?),
-            PropertyId::MaximumPacketSize => match r.u32()? {
-                0 => return Err(bad),
-                v => P::MaximumPacketSize(v),
-            },
-            PropertyId::WildcardSubscriptionAvailable => {
-                P::WildcardSubscriptionAvailable(flag(r.u8()?)?)
-            }
-            PropertyId::SubscriptionIdentifierAvailable => {
-                P::SubscriptionIdentifierAvailable(flag(r.u8()?)?)
-            }
-            PropertyId::SharedSubscriptionAvailable => {
-                P::SharedSubscriptionAvailable(flag(r.u8()?)?)
-            }
-        })
     }
 
     /// Bytes on the wire, identifier included.
@@ -368,6 +498,12 @@ impl Property {
 
     #[inline]
     pub(crate) fn encode(&self, out: &mut BytesMut) {
+        append(out, self.encoded_len(), |w| self.write(w));
+    }
+
+    /// Writes the property; the caller has checked it (`check`).
+    #[inline]
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
         use Property as P;
         let id = self.id() as u8;
         match self {
@@ -378,24 +514,24 @@ impl Property {
             | P::RetainAvailable(v)
             | P::WildcardSubscriptionAvailable(v)
             | P::SubscriptionIdentifierAvailable(v)
-            | P::SharedSubscriptionAvailable(v) => out.put_slice(&[id, *v]),
+            | P::SharedSubscriptionAvailable(v) => w.array([id, *v]),
             P::ServerKeepAlive(v)
             | P::ReceiveMaximum(v)
             | P::TopicAliasMaximum(v)
             | P::TopicAlias(v) => {
                 let [a, b] = v.to_be_bytes();
-                out.put_slice(&[id, a, b]);
+                w.array([id, a, b]);
             }
             P::MessageExpiryInterval(v)
             | P::SessionExpiryInterval(v)
             | P::WillDelayInterval(v)
             | P::MaximumPacketSize(v) => {
                 let [a, b, c, d] = v.to_be_bytes();
-                out.put_slice(&[id, a, b, c, d]);
+                w.array([id, a, b, c, d]);
             }
             P::SubscriptionIdentifier(v) => {
-                out.put_u8(id);
-                put_var_int(out, *v as usize);
+                w.u8(id);
+                w.var_int(*v as usize);
             }
             P::ContentType(s)
             | P::ResponseTopic(s)
@@ -403,37 +539,148 @@ impl Property {
             | P::AuthenticationMethod(s)
             | P::ResponseInformation(s)
             | P::ServerReference(s)
-            | P::ReasonString(s) => put_tagged(out, id, s.as_bytes()),
-            P::CorrelationData(b) | P::AuthenticationData(b) => put_tagged(out, id, b),
+            | P::ReasonString(s) => write_tagged(w, id, s.as_bytes()),
+            P::CorrelationData(b) | P::AuthenticationData(b) => write_tagged(w, id, b),
             P::UserProperty(k, v) => {
-                put_tagged(out, id, k.as_bytes());
-                put_binary(out, v.as_bytes());
+                write_tagged(w, id, k.as_bytes());
+                w.field(v.as_bytes());
             }
         }
     }
 }
 
-/// An identifier and a length-prefixed field, the three header bytes in one write.
+/// An identifier and a length-prefixed field, the three header bytes in one store.
 #[inline]
-fn put_tagged(out: &mut BytesMut, id: u8, data: &[u8]) {
+fn write_tagged(w: &mut Writer<'_>, id: u8, data: &[u8]) {
     let [a, b] = (data.len() as u16).to_be_bytes();
-    out.put_slice(&[id, a, b]);
-    out.put_slice(data);
+    w.array([id, a, b]);
+    w.slice(data);
+}
+
+/// Checks a received property list against every rule of spec 2.2.2: known
+/// identifiers, allowed in `ctx`, values of the right type and range, strings valid
+/// UTF-8, and non-repeatable properties at most once. Errors come in the order a
+/// reader meets them, property by property.
+fn check_list(wire: &[u8], ctx: PropertyContext) -> Result<(), DecodeError> {
+    let mut seen: u64 = 0;
+    let mut rest = wire;
+    while let Some(&first) = rest.first() {
+        // The identifier is a variable byte integer; every known one fits in its
+        // first byte.
+        let (raw, n) = if first < 0x80 {
+            (u32::from(first), 1)
+        } else {
+            read_var_int(rest)?.ok_or(DecodeError::UnexpectedEof)?
+        };
+        let id = u8::try_from(raw)
+            .ok()
+            .and_then(PropertyId::from_u8)
+            .ok_or(DecodeError::UnknownProperty(raw.min(0xff) as u8))?;
+        if !id.allowed_in(ctx) {
+            return Err(DecodeError::PropertyNotAllowed(id as u8));
+        }
+        let len = id.check_value(&rest[n..])?;
+        let bit = 1u64 << (id as u8);
+        if seen & bit != 0 && !id.repeatable_in(ctx) {
+            return Err(DecodeError::DuplicateProperty(id as u8));
+        }
+        seen |= bit;
+        rest = &rest[n + len..];
+    }
+    Ok(())
+}
+
+/// The properties of a checked list: identifier, where the property starts, and
+/// where its value starts and ends.
+struct Raw<'a> {
+    wire: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Raw<'a> {
+    fn new(wire: &'a [u8]) -> Raw<'a> {
+        Raw { wire, pos: 0 }
+    }
+}
+
+impl Iterator for Raw<'_> {
+    type Item = (PropertyId, usize, usize, usize);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        // A checked list holds only known, one-byte identifiers and whole values;
+        // anything else ends the walk rather than panicking.
+        let at = self.pos;
+        let id = PropertyId::from_u8(*self.wire.get(at)?)?;
+        let start = at + 1;
+        let end = start + id.value_len(&self.wire[start..])?;
+        self.pos = end;
+        Some((id, at, start, end))
+    }
+}
+
+/// Keeps the properties of a wire list that `keep` accepts, given their identifier
+/// and value bounds. The list is copied only when something is dropped.
+fn retain_wire(wire: &mut Bytes, mut keep: impl FnMut(PropertyId, &Bytes, usize, usize) -> bool) {
+    let mut kept: Option<BytesMut> = None;
+    for (id, at, start, end) in Raw::new(wire) {
+        match (&mut kept, keep(id, wire, start, end)) {
+            (Some(out), true) => out.put_slice(&wire[at..end]),
+            (None, false) => {
+                let mut out = BytesMut::with_capacity(wire.len());
+                out.put_slice(&wire[..at]);
+                kept = Some(out);
+            }
+            _ => {}
+        }
+    }
+    if let Some(out) = kept {
+        *wire = if out.is_empty() {
+            Bytes::new()
+        } else {
+            out.freeze()
+        };
+    }
 }
 
 /// A property list in wire order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties(Vec<Property>);
+#[derive(Clone, PartialEq, Eq)]
+pub struct Properties(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    /// The list as it goes on the wire, without its length prefix. Its properties are
+    /// whole and its strings valid UTF-8: it was either received and checked by
+    /// `check_list`, or encoded from `Property` values. Encodings are canonical, so
+    /// equal lists have equal bytes.
+    Wire(Bytes),
+    /// A list holding a property that cannot be encoded (a field over 65535 bytes,
+    /// a subscription identifier over the variable byte integer range), kept so that
+    /// encoding the packet reports it. Only ever built by `from_vec`.
+    Unencodable(Vec<Property>),
+}
+
+impl Default for Properties {
+    fn default() -> Properties {
+        Properties::new()
+    }
+}
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 macro_rules! accessors {
     ($($(#[$doc:meta])* $name:ident -> $ty:ty = $variant:ident;)*) => {
         $(
             $(#[$doc])*
             pub fn $name(&self) -> Option<$ty> {
-                self.0.iter().find_map(|p| match p {
-                    Property::$variant(v) => Some(v.clone()),
+                match self.get(PropertyId::$variant)? {
+                    Property::$variant(v) => Some(v),
                     _ => None,
-                })
+                }
             }
         )*
     };
@@ -441,54 +688,112 @@ macro_rules! accessors {
 
 impl Properties {
     pub const fn new() -> Properties {
-        Properties(Vec::new())
+        Properties(Repr::Wire(Bytes::new()))
     }
 
+    /// The list of these properties, in this order.
     pub fn from_vec(props: Vec<Property>) -> Properties {
-        Properties(props)
+        if props.iter().any(|p| p.check().is_err()) {
+            return Properties(Repr::Unencodable(props));
+        }
+        if props.is_empty() {
+            return Properties::new();
+        }
+        let mut out = BytesMut::with_capacity(props.iter().map(Property::encoded_len).sum());
+        for p in &props {
+            p.encode(&mut out);
+        }
+        Properties(Repr::Wire(out.freeze()))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        match &self.0 {
+            Repr::Wire(wire) => wire.is_empty(),
+            Repr::Unencodable(list) => list.is_empty(),
+        }
     }
 
+    /// How many properties the list holds.
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Wire(wire) => Raw::new(wire).count(),
+            Repr::Unencodable(list) => list.len(),
+        }
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Property> {
-        self.0.iter()
+    /// The properties in order. Strings and binary values share the list's buffer.
+    pub fn iter(&self) -> Iter<'_> {
+        self.matching(None)
     }
 
-    pub fn as_slice(&self) -> &[Property] {
-        &self.0
+    fn matching(&self, only: Option<PropertyId>) -> Iter<'_> {
+        Iter {
+            inner: match &self.0 {
+                Repr::Wire(wire) => Inner::Wire(wire, Raw::new(wire)),
+                Repr::Unencodable(list) => Inner::List(list.iter()),
+            },
+            only,
+        }
+    }
+
+    /// The properties in order, as a vector.
+    pub fn to_vec(&self) -> Vec<Property> {
+        self.iter().collect()
     }
 
     /// Appends a property (repeatable ones accumulate).
     pub fn push(&mut self, p: Property) {
-        self.0.push(p);
+        if let (Repr::Wire(wire), Ok(())) = (&self.0, p.check()) {
+            let mut out = BytesMut::with_capacity(wire.len() + p.encoded_len());
+            out.put_slice(wire);
+            p.encode(&mut out);
+            self.0 = Repr::Wire(out.freeze());
+            return;
+        }
+        let mut list = self.to_vec();
+        list.push(p);
+        *self = Properties::from_vec(list);
     }
 
     /// Replaces any property with the same identifier, or appends it.
     pub fn set(&mut self, p: Property) {
         let id = p.id();
-        match self.0.iter_mut().find(|q| q.id() == id) {
+        let mut list = self.to_vec();
+        match list.iter_mut().find(|q| q.id() == id) {
             Some(slot) => *slot = p,
-            None => self.0.push(p),
+            None => list.push(p),
         }
+        *self = Properties::from_vec(list);
     }
 
     /// Removes every property with this identifier.
     pub fn remove(&mut self, id: PropertyId) {
-        self.0.retain(|p| p.id() != id);
+        self.retain_ids(|i| i != id);
     }
 
-    pub fn retain(&mut self, f: impl FnMut(&Property) -> bool) {
-        self.0.retain(f);
+    /// Keeps the properties whose identifier `keep` accepts. Cheaper than `retain`:
+    /// it reads no values, and leaves the list untouched when it keeps them all.
+    pub fn retain_ids(&mut self, mut keep: impl FnMut(PropertyId) -> bool) {
+        match &mut self.0 {
+            Repr::Wire(wire) => retain_wire(wire, |id, _, _, _| keep(id)),
+            Repr::Unencodable(_) => self.retain(|p| keep(p.id())),
+        }
     }
 
-    pub fn get(&self, id: PropertyId) -> Option<&Property> {
-        self.0.iter().find(|p| p.id() == id)
+    pub fn retain(&mut self, mut keep: impl FnMut(&Property) -> bool) {
+        if let Repr::Wire(wire) = &mut self.0 {
+            return retain_wire(wire, |id, wire, start, end| {
+                keep(&Property::from_wire(id, wire, start, end))
+            });
+        }
+        let mut list = self.to_vec();
+        list.retain(keep);
+        *self = Properties::from_vec(list);
+    }
+
+    /// The first property with this identifier.
+    pub fn get(&self, id: PropertyId) -> Option<Property> {
+        self.matching(Some(id)).next()
     }
 
     accessors! {
@@ -521,58 +826,71 @@ impl Properties {
 
     /// Subscription identifiers in order (several in a PUBLISH, at most one in SUBSCRIBE).
     pub fn subscription_identifiers(&self) -> impl Iterator<Item = u32> + '_ {
-        self.0.iter().filter_map(|p| match p {
-            Property::SubscriptionIdentifier(v) => Some(*v),
-            _ => None,
-        })
+        self.matching(Some(PropertyId::SubscriptionIdentifier))
+            .filter_map(|p| match p {
+                Property::SubscriptionIdentifier(v) => Some(v),
+                _ => None,
+            })
     }
 
-    /// User properties in order, duplicates kept (spec 3.3.2.3.7).
-    pub fn user_properties(&self) -> impl Iterator<Item = (&ByteStr, &ByteStr)> + '_ {
-        self.0.iter().filter_map(|p| match p {
-            Property::UserProperty(k, v) => Some((k, v)),
+    /// User properties in order, duplicates kept (spec 3.3.2.3.7), borrowed from the
+    /// list.
+    pub fn user_properties(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        // One of the two is empty.
+        let (wire, list): (&[u8], &[Property]) = match &self.0 {
+            Repr::Wire(wire) => (wire, &[]),
+            Repr::Unencodable(list) => (&[], list),
+        };
+        let text = move |from: usize, to: usize| {
+            // SAFETY: the strings of a wire list are valid UTF-8 (see `Repr::Wire`).
+            unsafe { std::str::from_utf8_unchecked(&wire[from..to]) }
+        };
+        let from_wire = Raw::new(wire)
+            .filter(|&(id, ..)| id == PropertyId::UserProperty)
+            .map(move |(_, _, start, end)| {
+                let key_end = start + 2 + usize::from(be16(wire, start).unwrap_or(0));
+                (text(start + 2, key_end), text(key_end + 2, end))
+            });
+        let from_list = list.iter().filter_map(|p| match p {
+            Property::UserProperty(k, v) => Some((k.as_str(), v.as_str())),
             _ => None,
-        })
+        });
+        from_wire.chain(from_list)
     }
 
-    /// Decodes a property length and list, enforcing which properties `ctx` allows
-    /// and that non-repeatable ones appear once.
+    /// Decodes a property length and list, enforcing which properties `ctx` allows,
+    /// the value rules and that non-repeatable properties appear once. The list is
+    /// kept as a slice of the frame.
+    #[inline]
     pub(crate) fn decode(r: &mut Reader, ctx: PropertyContext) -> Result<Properties, DecodeError> {
         let len = r.var_int()? as usize;
         if len == 0 {
             return Ok(Properties::new());
         }
-        let mut r = r.sub(len)?;
-        // Sized for the list at once: growing 0 -> 4 -> 8 would cost a realloc for a
-        // typical PUBLISH. A property takes at least two bytes; most take more.
-        let mut props = Vec::with_capacity((len / 8).clamp(1, 8));
-        let mut seen: u64 = 0;
-        while !r.is_empty() {
-            let p = Property::decode(&mut r, ctx)?;
-            let id = p.id();
-            let bit = 1u64 << (id as u8);
-            if seen & bit != 0 && !id.repeatable_in(ctx) {
-                return Err(DecodeError::DuplicateProperty(id as u8));
-            }
-            seen |= bit;
-            props.push(p);
-        }
-        Ok(Properties(props))
+        let wire = r.take(len)?;
+        check_list(&wire, ctx)?;
+        Ok(Properties(Repr::Wire(wire)))
     }
 
-    /// `check` and `body_len` in one pass over the list.
+    /// `check` and `body_len` in one step.
+    #[inline]
     pub(crate) fn checked_body_len(&self) -> Result<usize, EncodeError> {
-        let mut len = 0;
-        for p in &self.0 {
-            p.check()?;
-            len += p.encoded_len();
+        match &self.0 {
+            Repr::Wire(wire) => Ok(wire.len()),
+            Repr::Unencodable(list) => {
+                list.iter().try_for_each(Property::check)?;
+                Ok(list.iter().map(Property::encoded_len).sum())
+            }
         }
-        Ok(len)
     }
 
     /// Length of the property list itself, without its length prefix.
+    #[inline]
     pub fn body_len(&self) -> usize {
-        self.0.iter().map(Property::encoded_len).sum()
+        match &self.0 {
+            Repr::Wire(wire) => wire.len(),
+            Repr::Unencodable(list) => list.iter().map(Property::encoded_len).sum(),
+        }
     }
 
     /// Length on the wire including the variable-byte length prefix.
@@ -582,28 +900,66 @@ impl Properties {
     }
 
     pub(crate) fn check(&self) -> Result<(), EncodeError> {
-        self.0.iter().try_for_each(Property::check)
+        self.checked_body_len().map(drop)
+    }
+
+    /// Writes the list without its length prefix; the caller has checked it.
+    #[inline]
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
+        match &self.0 {
+            Repr::Wire(wire) => w.slice(wire),
+            Repr::Unencodable(list) => list.iter().for_each(|p| p.write(w)),
+        }
     }
 
     /// Writes the length prefix and the list. `body_len` is `self.body_len()`.
+    #[inline]
     pub(crate) fn encode(&self, body_len: usize, out: &mut BytesMut) {
         put_var_int(out, body_len);
-        for p in &self.0 {
-            p.encode(out);
+        match &self.0 {
+            Repr::Wire(wire) => out.put_slice(wire),
+            Repr::Unencodable(list) => list.iter().for_each(|p| p.encode(out)),
         }
     }
 }
 
 impl From<Vec<Property>> for Properties {
     fn from(v: Vec<Property>) -> Properties {
-        Properties(v)
+        Properties::from_vec(v)
     }
 }
 
 impl<'a> IntoIterator for &'a Properties {
-    type Item = &'a Property;
-    type IntoIter = std::slice::Iter<'a, Property>;
+    type Item = Property;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
+    }
+}
+
+/// The properties of a list in order, each read from the wire when it is reached.
+pub struct Iter<'a> {
+    inner: Inner<'a>,
+    /// Only the properties with this identifier; the others are skipped unread.
+    only: Option<PropertyId>,
+}
+
+enum Inner<'a> {
+    Wire(&'a Bytes, Raw<'a>),
+    List(std::slice::Iter<'a, Property>),
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Property;
+
+    #[inline]
+    fn next(&mut self) -> Option<Property> {
+        let wanted = |id: PropertyId| self.only.map_or(true, |only| only == id);
+        match &mut self.inner {
+            Inner::Wire(wire, raw) => raw
+                .find(|&(id, ..)| wanted(id))
+                .map(|(id, _, start, end)| Property::from_wire(id, wire, start, end)),
+            Inner::List(list) => list.find(|p| wanted(p.id())).cloned(),
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! PUBLISH (spec 3.3): flags, topic name, packet identifier, properties, payload.
 //! The hot path: topic and payload are slices of the received frame.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use super::primitives::{check_field, put_binary, Reader};
+use super::primitives::{append, check_field, Reader};
 use super::{
-    put_header, ByteStr, DecodeError, EncodeError, Properties, Property, PropertyContext,
-    ProtocolVersion, QoS,
+    var_int_len, ByteStr, DecodeError, EncodeError, Properties, Property, PropertyContext,
+    ProtocolVersion, QoS, MAX_VAR_INT,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -108,7 +108,9 @@ impl Publish {
         self.parts().encoded_len(version)
     }
 
-    #[inline]
+    /// Out of line, with `OutgoingPublish::encode` inlined into it: the parts are
+    /// then read from `self` where they are rather than gathered into a struct first.
+    #[inline(never)]
     pub(crate) fn encode(
         &self,
         version: ProtocolVersion,
@@ -157,7 +159,7 @@ impl OutgoingPublish<'_> {
             len += 2;
         }
         if version.is_v5() {
-            len += super::var_int_len(props_len) + props_len;
+            len += var_int_len(props_len) + props_len;
         }
         len
     }
@@ -172,14 +174,16 @@ impl OutgoingPublish<'_> {
     #[inline]
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
         let body = self.body_len(version);
-        1 + super::var_int_len(body) + body
+        1 + var_int_len(body) + body
     }
 
-    /// Appends the packet to `out`.
-    #[inline]
+    /// Appends the packet to `out`. Inlined into its two callers, `Publish::encode`
+    /// and the broker's delivery.
+    #[inline(always)]
     pub fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         check_field(self.topic.len())?;
-        if self.qos != QoS::AtMostOnce && self.pkid == 0 {
+        let with_pkid = self.qos != QoS::AtMostOnce;
+        if with_pkid && self.pkid == 0 {
             return Err(EncodeError::ZeroPacketId);
         }
         let v5 = version.is_v5();
@@ -193,18 +197,25 @@ impl OutgoingPublish<'_> {
         } else {
             0
         };
-        put_header(out, self.byte1(), self.body_len_with(version, props_len))?;
-        put_binary(out, self.topic);
-        if self.qos != QoS::AtMostOnce {
-            out.put_u16(self.pkid);
+        let body = self.body_len_with(version, props_len);
+        if body > MAX_VAR_INT as usize {
+            return Err(EncodeError::PacketTooLarge(body));
         }
-        if v5 {
-            self.properties.encode(props_len, out);
-            for p in self.extra {
-                p.encode(out);
+        append(out, 1 + var_int_len(body) + body, |w| {
+            w.header_and_len(self.byte1(), body, self.topic.len() as u16);
+            w.slice(self.topic);
+            if with_pkid {
+                w.u16(self.pkid);
             }
-        }
-        out.put_slice(self.payload);
+            if v5 {
+                w.var_int(props_len);
+                self.properties.write(w);
+                for p in self.extra {
+                    p.write(w);
+                }
+            }
+            w.slice(self.payload);
+        });
         Ok(())
     }
 }

@@ -37,10 +37,7 @@ fn app_properties() -> Properties {
 /// Asserts `p` carries exactly the properties of `app_properties` (v5 3.3.2.3:
 /// forwarded unchanged, user properties in order).
 fn assert_app_properties(p: &Properties, what: &str) {
-    let users: Vec<(&str, &str)> = p
-        .user_properties()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let users: Vec<(&str, &str)> = p.user_properties().collect();
     assert_eq!(
         users,
         [
