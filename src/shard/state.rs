@@ -560,26 +560,31 @@ impl State {
     /// all their subscription identifiers (v5 3.3.4). Returns whether any local
     /// subscription matched.
     pub fn deliver_local(&mut self, msg: &Arc<Message>) -> bool {
-        let mut hits: SmallVec<[u32; 16]> = SmallVec::new();
-        self.trie.match_topic(&msg.topic, |k| hits.push(k));
+        // Each hit with its subscription record's session, looked up once; sorted
+        // by session so that one session's matching subscriptions are adjacent.
+        let subs = &self.subs;
+        let mut hits: SmallVec<[(u32, &SubRecord); 16]> = SmallVec::new();
+        self.trie.match_topic(&msg.topic, |k| {
+            if let Some(rec) = subs.get(k) {
+                hits.push((rec.session, rec));
+            }
+        });
         if hits.is_empty() {
             return false;
         }
-        let subs = &self.subs;
-        let session_of = |k: &u32| subs.get(*k).map_or(u32::MAX, |r| r.session);
         if hits.len() > 1 {
-            hits.sort_unstable_by_key(session_of);
+            hits.sort_unstable_by_key(|h| h.0);
         }
         let mut i = 0;
         while i < hits.len() {
-            let slot = session_of(&hits[i]);
+            let slot = hits[i].0;
             let mut j = i;
             let mut granted: Option<QoS> = None;
             let mut retain_as_published = false;
             let mut sub_ids: SmallVec<[u32; 1]> = SmallVec::new();
             let entry = self.sessions.get_mut(slot);
-            while j < hits.len() && session_of(&hits[j]) == slot {
-                if let (Some(rec), Some(entry)) = (subs.get(hits[j]), entry.as_ref()) {
+            while j < hits.len() && hits[j].0 == slot {
+                if let (rec, Some(entry)) = (hits[j].1, entry.as_ref()) {
                     if !(rec.options.no_local && msg.publisher == entry.session.client_key) {
                         granted = granted.max(Some(rec.options.qos));
                         retain_as_published |= rec.options.retain_as_published;
