@@ -464,57 +464,53 @@ fn memlock(facts: &Facts, plan: &Plan) -> Finding {
 }
 
 fn somaxconn(facts: &Facts, plan: &Plan) -> Finding {
-    const CHECK: &str = "net.core.somaxconn";
-    let Some(v) = facts.somaxconn else {
-        return Finding::new(CHECK, Status::Note, "could not read it".into());
-    };
-    if v >= u64::from(plan.backlog) {
-        Finding::new(
-            CHECK,
-            Status::Ok,
-            format!("{v}, at least the listener backlog ({})", plan.backlog),
-        )
-    } else {
-        Finding::new(
-            CHECK,
-            Status::Change,
-            format!(
-                "{v}: the kernel cuts the listener backlog ({}) down to it, so a reconnect storm overflows the accept queue",
-                plan.backlog
-            ),
-        )
-        .advise(format!(
-            "net.core.somaxconn = {} in /etc/sysctl.d/90-ringmq.conf, or lower listener.backlog",
-            plan.backlog
-        ))
-    }
+    at_least_backlog(
+        "net.core.somaxconn",
+        facts.somaxconn,
+        plan,
+        "the kernel cuts the listener backlog ({}) down to it, so a reconnect storm overflows the accept queue",
+        ", or lower listener.backlog",
+    )
 }
 
 fn syn_backlog(facts: &Facts, plan: &Plan) -> Finding {
-    const CHECK: &str = "net.ipv4.tcp_max_syn_backlog";
-    let Some(v) = facts.tcp_max_syn_backlog else {
-        return Finding::new(CHECK, Status::Note, "could not read it".into());
+    at_least_backlog(
+        "net.ipv4.tcp_max_syn_backlog",
+        facts.tcp_max_syn_backlog,
+        plan,
+        "fewer half-open connections than the listener backlog ({}); SYNs past it are dropped or answered with cookies",
+        "",
+    )
+}
+
+/// A sysctl that should be at least the listener backlog. `why` has one `{}` for
+/// the backlog; `or` is appended to the advice.
+fn at_least_backlog(
+    check: &'static str,
+    value: Option<u64>,
+    plan: &Plan,
+    why: &str,
+    or: &str,
+) -> Finding {
+    let Some(v) = value else {
+        return Finding::new(check, Status::Note, "could not read it".into());
     };
-    if v >= u64::from(plan.backlog) {
-        Finding::new(
-            CHECK,
+    let backlog = plan.backlog;
+    if v >= u64::from(backlog) {
+        return Finding::new(
+            check,
             Status::Ok,
-            format!("{v}, at least the listener backlog ({})", plan.backlog),
-        )
-    } else {
-        Finding::new(
-            CHECK,
-            Status::Change,
-            format!(
-                "{v}: fewer half-open connections than the listener backlog ({}); SYNs past it are dropped or answered with cookies",
-                plan.backlog
-            ),
-        )
-        .advise(format!(
-            "net.ipv4.tcp_max_syn_backlog = {} in /etc/sysctl.d/90-ringmq.conf",
-            plan.backlog
-        ))
+            format!("{v}, at least the listener backlog ({backlog})"),
+        );
     }
+    Finding::new(
+        check,
+        Status::Change,
+        format!("{v}: {}", why.replace("{}", &backlog.to_string())),
+    )
+    .advise(format!(
+        "{check} = {backlog} in /etc/sysctl.d/90-ringmq.conf{or}"
+    ))
 }
 
 fn port_range(facts: &Facts) -> Finding {

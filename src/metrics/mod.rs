@@ -124,7 +124,7 @@ pub struct ShardMetrics {
     pub bytes_out: Counter,
     /// Messages not delivered to a matching subscriber, by cause.
     pub dropped: [Counter; 5],
-    /// Publishes that matched no subscriber anywhere on this shard.
+    /// Publishes received on this shard that matched no subscriber on any shard.
     pub unmatched: Counter,
     /// Messages sent to and received from other shards.
     pub mesh_out: Counter,
@@ -390,7 +390,7 @@ impl Registry {
             (
                 "messages_unmatched_total",
                 "counter",
-                "Publishes that matched no subscriber on the shard that received them.",
+                "Publishes that matched no subscriber on any shard.",
                 |s| s.unmatched.get(),
             ),
             (
@@ -447,103 +447,105 @@ impl Registry {
             &per_shard(&|s| s.retained.get()),
         );
 
-        let by_qos = |arr: fn(&ShardMetrics) -> &[Counter; 3]| -> Vec<(String, u64)> {
-            let mut v = Vec::new();
-            for q in 0..3 {
-                for (i, s) in self.shards.iter().enumerate() {
-                    v.push((format!("shard=\"{i}\",qos=\"{q}\""), arr(s)[q].get()));
+        // One counter per label value: a sample per shard, then the total.
+        let labelled =
+            |label: &str, values: &[(&str, usize)], get: &dyn Fn(&ShardMetrics, usize) -> u64| {
+                let mut v: Vec<(String, u64)> = Vec::new();
+                for &(value, i) in values {
+                    for (shard, s) in self.shards.iter().enumerate() {
+                        v.push((format!("shard=\"{shard}\",{label}=\"{value}\""), get(s, i)));
+                    }
+                    let total = self.shards.iter().map(|s| get(s, i)).sum();
+                    v.push((format!("{label}=\"{value}\""), total));
                 }
-                let total = self.shards.iter().map(|s| arr(s)[q].get()).sum();
-                v.push((format!("qos=\"{q}\""), total));
-            }
-            v
-        };
-        family(
-            "messages_received_total",
-            "counter",
-            "PUBLISH packets received from clients.",
-            &by_qos(|s| &s.publish_in),
-        );
-        family(
-            "payload_bytes_received_total",
-            "counter",
-            "Payload bytes of PUBLISH packets received.",
-            &by_qos(|s| &s.publish_bytes_in),
-        );
-        family(
-            "messages_sent_total",
-            "counter",
-            "PUBLISH packets sent to clients.",
-            &by_qos(|s| &s.publish_out),
-        );
-        family(
-            "payload_bytes_sent_total",
-            "counter",
-            "Payload bytes of PUBLISH packets sent.",
-            &by_qos(|s| &s.publish_bytes_out),
-        );
-
-        let mut dropped = Vec::new();
-        for cause in DropCause::ALL {
-            for (i, s) in self.shards.iter().enumerate() {
-                let v = s.dropped[cause as usize].get();
-                dropped.push((format!("shard=\"{i}\",cause=\"{}\"", cause.label()), v));
-            }
-            let total = self
-                .shards
-                .iter()
-                .map(|s| s.dropped[cause as usize].get())
-                .sum();
-            dropped.push((format!("cause=\"{}\"", cause.label()), total));
+                v
+            };
+        let qos = [("0", 0), ("1", 1), ("2", 2)];
+        let by_qos: [(&str, &str, PerQoS); 4] = [
+            (
+                "messages_received_total",
+                "PUBLISH packets received from clients.",
+                |s| &s.publish_in,
+            ),
+            (
+                "payload_bytes_received_total",
+                "Payload bytes of PUBLISH packets received.",
+                |s| &s.publish_bytes_in,
+            ),
+            (
+                "messages_sent_total",
+                "PUBLISH packets sent to clients.",
+                |s| &s.publish_out,
+            ),
+            (
+                "payload_bytes_sent_total",
+                "Payload bytes of PUBLISH packets sent.",
+                |s| &s.publish_bytes_out,
+            ),
+        ];
+        for (name, help, arr) in by_qos {
+            family(
+                name,
+                "counter",
+                help,
+                &labelled("qos", &qos, &|s, q| arr(s)[q].get()),
+            );
         }
+
+        let causes: Vec<(&str, usize)> = DropCause::ALL
+            .iter()
+            .map(|&c| (c.label(), c as usize))
+            .collect();
         family(
             "messages_dropped_total",
             "counter",
             "Messages not delivered to a matching subscriber, by cause.",
-            &dropped,
+            &labelled("cause", &causes, &|s, c| s.dropped[c].get()),
         );
 
-        let by_reason = |arr: fn(&ShardMetrics) -> &[Counter; 256], zero: &str| {
-            let mut v: Vec<(String, u64)> = Vec::new();
-            for code in 0..=255u8 {
-                if self.shards.iter().all(|s| arr(s)[code as usize].get() == 0) {
-                    continue;
-                }
-                let name = match code {
-                    0 => zero,
-                    _ => ReasonCode::from_u8(code).map_or("unknown", reason_label),
-                };
-                for (i, s) in self.shards.iter().enumerate() {
-                    let val = arr(s)[code as usize].get();
-                    v.push((format!("shard=\"{i}\",reason=\"{name}\""), val));
-                }
-                let total = self
-                    .shards
-                    .iter()
-                    .map(|s| arr(s)[code as usize].get())
-                    .sum();
-                v.push((format!("reason=\"{name}\""), total));
-            }
-            v
-        };
-        family(
-            "connects_refused_total",
-            "counter",
-            "CONNECTs refused, by CONNACK reason.",
-            &by_reason(|s| &s.refused, "success"),
-        );
-        family(
-            "disconnects_total",
-            "counter",
-            "DISCONNECTs from clients, by reason.",
-            &by_reason(|s| &s.client_disconnects, "normal_disconnection"),
-        );
-        family(
-            "server_disconnects_total",
-            "counter",
-            "Connections closed by the broker, by reason.",
-            &by_reason(|s| &s.server_disconnects, "normal_disconnection"),
-        );
+        let by_reason: [(&str, &str, &str, PerReason); 3] = [
+            (
+                "connects_refused_total",
+                "CONNECTs refused, by CONNACK reason.",
+                "success",
+                |s| &s.refused,
+            ),
+            (
+                "disconnects_total",
+                "DISCONNECTs from clients, by reason.",
+                "normal_disconnection",
+                |s| &s.client_disconnects,
+            ),
+            (
+                "server_disconnects_total",
+                "Connections closed by the broker, by reason.",
+                "normal_disconnection",
+                |s| &s.server_disconnects,
+            ),
+        ];
+        for (name, help, zero, arr) in by_reason {
+            // Only the reason codes that occurred.
+            let reasons: Vec<(&str, usize)> = (0..=255u8)
+                .filter(|&code| {
+                    self.shards
+                        .iter()
+                        .any(|s| arr(s)[usize::from(code)].get() > 0)
+                })
+                .map(|code| {
+                    let label = match code {
+                        0 => zero,
+                        _ => ReasonCode::from_u8(code).map_or("unknown", reason_label),
+                    };
+                    (label, usize::from(code))
+                })
+                .collect();
+            family(
+                name,
+                "counter",
+                help,
+                &labelled("reason", &reasons, &|s, c| arr(s)[c].get()),
+            );
+        }
         out
     }
 }
@@ -555,6 +557,10 @@ type Family = (
     &'static str,
     fn(&ShardMetrics) -> u64,
 );
+
+/// A shard's counters by QoS, and by reason code.
+type PerQoS = fn(&ShardMetrics) -> &[Counter; 3];
+type PerReason = fn(&ShardMetrics) -> &[Counter; 256];
 
 fn sum(counters: &[Counter]) -> u64 {
     counters.iter().map(Counter::get).sum()

@@ -113,6 +113,34 @@ struct SessionEntry {
     backlogged: bool,
 }
 
+impl SessionEntry {
+    /// Queues `d`, moves the session's drop counts into `metrics` and wakes the
+    /// connection. The second value is `Some` when the session is online with a
+    /// QoS 1/2 backlog past `high_water` (its publisher should pause): `Some(true)`
+    /// if this delivery made it `backlogged`.
+    fn offer(
+        &mut self,
+        d: Delivery,
+        metrics: &ShardMetrics,
+        ready_writers: &Cell<usize>,
+        high_water: usize,
+    ) -> (Enqueued, Option<bool>) {
+        let qos = d.qos;
+        let enqueued = self.session.enqueue(d);
+        harvest(metrics, &mut self.session);
+        let Some(conn) = self.conn.as_ref().filter(|_| enqueued == Enqueued::Queued) else {
+            return (enqueued, None);
+        };
+        conn.wake_for_delivery(ready_writers);
+        if qos == QoS::AtMostOnce || self.session.queued() < high_water {
+            return (enqueued, None);
+        }
+        let newly = !self.backlogged;
+        self.backlogged = true;
+        (enqueued, Some(newly))
+    }
+}
+
 struct SubRecord {
     session: u32,
     options: SubscriptionOptions,
@@ -606,23 +634,11 @@ impl State {
                 sub_ids,
                 shared: None,
             };
-            let qos = delivery.qos;
-            let enqueued = entry.session.enqueue(delivery);
-            harvest(self.metrics.shard(self.id), &mut entry.session);
-            match enqueued {
-                Enqueued::Queued => {
-                    if let Some(conn) = &entry.conn {
-                        conn.wake_for_delivery(&self.ready_writers);
-                        if qos != QoS::AtMostOnce && entry.session.queued() >= self.high_water {
-                            self.pressured.push(slot);
-                            if !entry.backlogged {
-                                entry.backlogged = true;
-                                self.backlogged += 1;
-                            }
-                        }
-                    }
-                }
-                Enqueued::DroppedQoS0 | Enqueued::DroppedFull => {}
+            let metrics = self.metrics.shard(self.id);
+            let (_, over) = entry.offer(delivery, metrics, &self.ready_writers, self.high_water);
+            if let Some(newly) = over {
+                self.pressured.push(slot);
+                self.backlogged += usize::from(newly);
             }
         }
         true
@@ -755,26 +771,17 @@ impl State {
                 sub_ids: member.id.into_iter().collect(),
                 shared: Some(key.clone()),
             };
-            let qos = delivery.qos;
-            let enqueued = entry.session.enqueue(delivery);
-            harvest(self.metrics.shard(self.id), &mut entry.session);
+            // Backpressure as for ordinary subscribers (`deliver_local`): a local
+            // publisher pauses, other shards' messages wait.
+            let metrics = self.metrics.shard(self.id);
+            let (enqueued, over) =
+                entry.offer(delivery, metrics, &self.ready_writers, self.high_water);
+            if let Some(newly) = over {
+                self.pressured.push(member.slot);
+                self.backlogged += usize::from(newly);
+            }
             match enqueued {
-                Enqueued::Queued => {
-                    if let Some(conn) = &entry.conn {
-                        conn.wake_for_delivery(&self.ready_writers);
-                        // Backpressure as for ordinary subscribers (`deliver_local`):
-                        // a local publisher pauses, other shards' messages wait.
-                        if qos != QoS::AtMostOnce && entry.session.queued() >= self.high_water {
-                            self.pressured.push(member.slot);
-                            if !entry.backlogged {
-                                entry.backlogged = true;
-                                self.backlogged += 1;
-                            }
-                        }
-                    }
-                    return true;
-                }
-                Enqueued::DroppedQoS0 => return true,
+                Enqueued::Queued | Enqueued::DroppedQoS0 => return true,
                 Enqueued::DroppedFull => skip = Some(member.slot),
             }
         }
