@@ -253,6 +253,7 @@ struct Runtime {
     cores: Cores,
     io_memory: Size,
     ring_depth: usize,
+    park_after: Dur,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -339,6 +340,7 @@ impl From<&Config> for FileConfig {
                 cores: Cores::List(c.cores.clone()),
                 io_memory: Size(c.io_memory as u64),
                 ring_depth: c.ring_depth,
+                park_after: Dur(c.park_after),
             },
             limits: FileLimits {
                 max_connections_per_shard: l.max_connections_per_shard,
@@ -434,6 +436,7 @@ impl FileConfig {
             },
             io_memory: usize_bytes("runtime.io_memory", self.runtime.io_memory)?,
             ring_depth: self.runtime.ring_depth,
+            park_after: self.runtime.park_after.0,
             response_information: self.mqtt.response_information,
             shared_strategy: self.mqtt.shared_strategy,
             alias_policy: self.mqtt.alias_policy,

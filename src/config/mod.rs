@@ -173,6 +173,8 @@ pub struct Config {
     pub io_memory: usize,
     /// io_uring submission queue depth per shard.
     pub ring_depth: usize,
+    /// How long a connection stays idle before it is parked (zero: never).
+    pub park_after: Duration,
     /// Sent as Response Information to v5 clients that request it, followed by the
     /// client id: the base of the client's response topics (empty: never sent).
     pub response_information: String,
@@ -197,6 +199,7 @@ impl Default for Config {
             cores: allowed_cpus(),
             io_memory: 1024 * 1024,
             ring_depth: 128,
+            park_after: Duration::from_secs(10),
             response_information: "response/".to_string(),
             shared_strategy: SharedStrategy::default(),
             alias_policy: AliasPolicy::default(),

@@ -133,6 +133,8 @@ pub struct ShardMetrics {
     pub sessions_expired: Counter,
     /// Gauges computed on request (see [`Registry::refresh_gauges`]).
     pub sessions: Counter,
+    /// Connections parked (idle, without a task; see `transport::park`).
+    pub parked: Counter,
     pub queued: Counter,
     pub inflight: Counter,
     pub subscriptions: Counter,
@@ -164,6 +166,7 @@ impl Default for ShardMetrics {
             mesh_in: Counter::default(),
             sessions_expired: Counter::default(),
             sessions: Counter::default(),
+            parked: Counter::default(),
             queued: Counter::default(),
             inflight: Counter::default(),
             subscriptions: Counter::default(),
@@ -353,12 +356,18 @@ impl Registry {
                 .map(|(i, s)| (format!("shard=\"{i}\""), f(s)))
                 .collect()
         };
-        let simple: [Family; 13] = [
+        let simple: [Family; 14] = [
             (
                 "connections",
                 "gauge",
                 "Client connections past CONNECT.",
                 |s| s.connections.get(),
+            ),
+            (
+                "connections_parked",
+                "gauge",
+                "Idle connections parked: no task, their sockets watched by epoll.",
+                |s| s.parked.get(),
             ),
             ("connects_total", "counter", "CONNECTs accepted.", |s| {
                 s.connects.get()
@@ -429,7 +438,7 @@ impl Registry {
         ];
         for (name, kind, help, f) in simple {
             let mut samples = per_shard(&f);
-            if kind == "counter" || name == "connections" {
+            if kind == "counter" || name.starts_with("connections") {
                 samples.push((String::new(), self.shards.iter().map(f).sum()));
             }
             family(name, kind, help, &samples);

@@ -45,6 +45,7 @@ use crate::protocol::ReasonCode;
 use crate::transport;
 
 pub(crate) use mesh::{Handoff, Mesh, ShardMsg};
+pub(crate) use slab::Slab;
 pub(crate) use state::{harvest, ConnHandle, SessionRequest, State};
 
 /// The shard's timer resolution.
@@ -116,8 +117,10 @@ pub(crate) struct Shard {
     /// The read buffer every connection on this shard reads into before copying
     /// the bytes it got into its own buffer: idle connections hold no read buffer.
     pub scratch: std::cell::RefCell<Box<[u8]>>,
-    /// Connections past CONNECT currently served by this shard.
+    /// Connections past CONNECT currently served by this shard, parked ones too.
     pub connections: std::cell::Cell<usize>,
+    /// Idle connections parked without a task (see `transport::park`).
+    pub parking: transport::Parking,
 }
 
 impl Shard {
@@ -228,7 +231,7 @@ impl Broker {
                 .io_memory(config.io_memory)
                 .ring_depth(config.ring_depth)
                 .spawn(move || async move {
-                    run_shard(id, shard_shared, listeners, txs, rxs, ready).await;
+                    run_shard(id, cpu, shard_shared, listeners, txs, rxs, ready).await;
                 });
             match spawned {
                 Ok(handle) => executors.push(handle),
@@ -339,6 +342,7 @@ impl Drop for Broker {
 
 async fn run_shard(
     id: usize,
+    cpu: usize,
     shared: Arc<Shared>,
     listeners: Vec<OwnedFd>,
     txs: Vec<Option<shared_channel::SharedSender<Vec<ShardMsg>>>>,
@@ -347,6 +351,13 @@ async fn run_shard(
 ) {
     let start = Instant::now();
     let shards = shared.shards;
+    let parking = match transport::Parking::new(shared.config.park_after) {
+        Ok(parking) => parking,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot create the epoll set for parking: {e}")));
+            return;
+        }
+    };
     let shard = Rc::new(Shard {
         id,
         state: std::cell::RefCell::new(State::new(id, &shared.config, shared.metrics.clone())),
@@ -355,7 +366,16 @@ async fn run_shard(
         start,
         scratch: std::cell::RefCell::new(vec![0u8; transport::READ_CHUNK].into_boxed_slice()),
         connections: std::cell::Cell::new(0),
+        parking,
     });
+    let parked_reader = match shard.parking.start(id, cpu) {
+        Ok(bell) => bell
+            .map(|bell| glommio::spawn_local(transport::park_reader(shard.clone(), bell)).detach()),
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot start the parking watcher: {e}")));
+            return;
+        }
+    };
     // Each end connects in its own task: a connect waits for the peer's end.
     for (peer, tx) in txs.into_iter().enumerate() {
         if let Some(tx) = tx {
@@ -377,6 +397,8 @@ async fn run_shard(
     let _ = ready.send(Ok(id));
     drop(ready);
 
+    let mut parked_before = 0;
+    let mut collect_until = 0;
     loop {
         glommio::timer::sleep(TICK).await;
         if shard.shared.stop.load(Ordering::Relaxed) {
@@ -384,7 +406,21 @@ async fn run_shard(
         }
         let now = Instant::now();
         state::on_tick(&shard, now);
+        let tick = shard.tick(now);
+        let parked = shard.parking.count();
+        if parked > parked_before + 64 {
+            collect_until = tick + 30;
+        }
+        parked_before = parked;
+        if tick < collect_until && tick % 5 == 0 {
+            // Connections parked in numbers: what their tasks held goes back to the
+            // OS now, not whenever the allocator next runs short.
+            let started = Instant::now();
+            crate::alloc::release_free_memory();
+            tracing::debug!(shard = id, took = ?started.elapsed(), "returned freed memory");
+        }
         if let Some(epoch) = shard.shared.metrics.gauge_requested(id) {
+            shard.metrics().parked.set(shard.parking.count() as u64);
             shard.state.borrow().refresh_gauges(epoch);
         }
     }
@@ -407,6 +443,10 @@ async fn run_shard(
         round += 1;
         glommio::timer::sleep(TICK / 10).await;
     }
+    if let Some(reader) = parked_reader {
+        reader.cancel();
+    }
+    shard.parking.close_all();
     let m = shard.metrics();
     tracing::info!(
         shard = id,

@@ -30,14 +30,23 @@ const TICKS_PER_SEC: u64 = 1000 / TICK.as_millis() as u64;
 /// How long a retained-store tombstone is kept (no older update can still arrive).
 const TOMBSTONE_AGE: Duration = Duration::from_secs(60);
 
-/// The link between a connection task and the shard: how the shard wakes the task
-/// (new deliveries, a takeover, a keep alive timeout) and what it tells it.
+/// The link between a connection and the shard: how the shard wakes the
+/// connection's task, or resumes the connection if it is parked (new deliveries, a
+/// takeover, a keep alive timeout), and what it tells it.
 #[derive(Default)]
 pub(crate) struct ConnHandle {
     waker: Cell<Option<Waker>>,
+    /// The shard, to resume the connection while it is parked.
+    shard: Weak<Shard>,
+    /// While parked: its key in the shard's parking lot, plus one (0: not parked).
+    parked: Cell<u32>,
     close: Cell<Option<ReasonCode>>,
     /// Tick of the last packet received.
     pub last_rx: Cell<u64>,
+    /// Tick the connection last read, wrote or handled something.
+    pub active: Cell<u64>,
+    /// The park timer found the connection idle: it parks when it next has nothing to do.
+    pub park_due: Cell<bool>,
     /// Keep alive times 1.5, in ticks (0: no keep alive).
     pub keepalive_ticks: Cell<u64>,
     /// New routes whose acknowledgement from every shard the held SUBACK awaits.
@@ -52,6 +61,24 @@ pub(crate) struct ConnHandle {
 }
 
 impl ConnHandle {
+    pub fn new(shard: &Rc<Shard>) -> ConnHandle {
+        ConnHandle {
+            shard: Rc::downgrade(shard),
+            ..ConnHandle::default()
+        }
+    }
+
+    /// The connection parked under `key`: a wake-up now resumes it.
+    pub fn park(&self, key: u32) {
+        self.waker.take();
+        self.parked.set(key + 1);
+    }
+
+    /// The connection resumed: it runs in a task again.
+    pub fn unpark(&self) {
+        self.parked.set(0);
+    }
+
     pub fn set_waker(&self, w: &Waker) {
         self.waker.set(Some(w.clone()));
     }
@@ -59,6 +86,10 @@ impl ConnHandle {
     pub fn wake(&self) {
         if let Some(w) = self.waker.take() {
             w.wake();
+            return;
+        }
+        if let (Some(key), Some(shard)) = (self.parked.get().checked_sub(1), self.shard.upgrade()) {
+            crate::transport::unpark(&shard, key, None);
         }
     }
 
@@ -149,9 +180,17 @@ struct SubRecord {
 
 enum Timer {
     Keepalive(Weak<ConnHandle>),
-    SessionExpiry { slot: u32, generation: u32 },
-    WillDelay { slot: u32, generation: u32 },
+    SessionExpiry {
+        slot: u32,
+        generation: u32,
+    },
+    WillDelay {
+        slot: u32,
+        generation: u32,
+    },
     Unpause(Weak<ConnHandle>),
+    /// A connection that may be idle long enough to park.
+    Park(Weak<ConnHandle>),
 }
 
 /// What a CONNECT asks of the session store.
@@ -282,6 +321,11 @@ impl State {
                 return id;
             }
         }
+    }
+
+    /// The client id of the session in `slot`.
+    pub fn client_id(&self, slot: u32) -> Option<&str> {
+        self.sessions.get(slot).map(|e| &*e.session.client_id)
     }
 
     pub fn session_mut(&mut self, slot: u32) -> &mut Session {
@@ -911,6 +955,12 @@ impl State {
         }
     }
 
+    /// Arms the park timer of a connection: at tick `due` it parks if it has been
+    /// idle since `due` minus the park delay.
+    pub fn watch_idle(&mut self, handle: &Rc<ConnHandle>, due: u64) {
+        self.wheel.schedule(due, Timer::Park(Rc::downgrade(handle)));
+    }
+
     fn on_route_ack(&mut self, token: u64) {
         let Some((_, left)) = self.route_tokens.get_mut(&token) else {
             return;
@@ -1032,6 +1082,7 @@ pub(crate) fn on_mesh_message(shard: &Rc<Shard>, msg: ShardMsg) {
 /// the retained store.
 pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
     let tick = shard.tick(now);
+    let park_ticks = shard.parking.after_ticks;
     let mut st = shard.state.borrow_mut();
     let mut expired_sessions: SmallVec<[(u32, u32); 8]> = SmallVec::new();
     let mut due_wills: SmallVec<[(u32, u32); 8]> = SmallVec::new();
@@ -1058,6 +1109,17 @@ pub(crate) fn on_tick(shard: &Rc<Shard>, now: Instant) {
         Timer::Unpause(weak) => {
             unpauses.push(weak);
             None
+        }
+        Timer::Park(weak) => {
+            let handle = weak.upgrade()?;
+            let due = handle.active.get() + park_ticks;
+            if due <= tick {
+                handle.park_due.set(true);
+                handle.wake();
+                None
+            } else {
+                Some((due, Timer::Park(weak)))
+            }
         }
     });
     // A pause lasts while the subscriber it waits for keeps making progress; one

@@ -9,6 +9,7 @@
 
 use std::cell::RefMut;
 use std::future::Future;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -85,8 +86,31 @@ struct Conn {
     close_detail: Option<String>,
     /// Input was read since this task last yielded to woken subscribers.
     read_since_yield: bool,
+    /// The park timer is to be armed when the task next runs (it resumed from
+    /// parking, which cannot touch the shard's state).
+    arm_idle: bool,
+    /// Idle past the park delay with nothing left to do: the task parks it.
+    park_now: bool,
     /// Keeps the shard's connection count while the connection lives.
-    _counted: Counted,
+    counted: Counted,
+}
+
+/// What a parked connection keeps (see [`super::park`]): its socket and the state
+/// that outlives a task. Buffers, the glommio stream and the limits every
+/// connection shares are rebuilt when it resumes.
+pub(crate) struct Parked {
+    pub fd: OwnedFd,
+    /// Which parking of this lot slot a watcher token is for.
+    pub seq: u32,
+    pub handle: Rc<ConnHandle>,
+    version: ProtocolVersion,
+    problem_information: bool,
+    slot: u32,
+    generation: u32,
+    client_key: u64,
+    will: Option<Box<Will>>,
+    aliases: Option<Box<HashMap<u16, ByteStr>>>,
+    auth: Option<Box<ConnAuth>>,
 }
 
 /// What re-authentication (v5 4.12.1) needs of a connection that authenticated
@@ -122,7 +146,7 @@ pub(super) async fn run(
     if let Some(conn) = established {
         glommio::spawn_local(Serving {
             conn: Some(conn),
-            span,
+            span: Some(span),
             closing: None,
         })
         .detach();
@@ -130,10 +154,12 @@ pub(super) async fn run(
 }
 
 /// The task serving one established connection: its read/write loop, then its
-/// close, which runs in its own allocation.
+/// close, which runs in its own allocation. The task also ends when the
+/// connection parks.
 struct Serving {
     conn: Option<Conn>,
-    span: tracing::Span,
+    /// The connection's span; made on the first poll of a resumed connection.
+    span: Option<tracing::Span>,
     closing: Option<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
@@ -142,7 +168,11 @@ impl Future for Serving {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let _entered = this.span.enter();
+        let span = this.span.get_or_insert_with(|| match &this.conn {
+            Some(conn) => conn.span(),
+            None => tracing::Span::none(),
+        });
+        let _entered = span.enter();
         loop {
             if let Some(closing) = &mut this.closing {
                 return closing.as_mut().poll(cx);
@@ -153,10 +183,77 @@ impl Future for Serving {
                     let conn = this.conn.take().expect("serving until closing");
                     this.closing = Some(Box::pin(conn.finish(close)));
                 }
+                Poll::Pending if conn.park_now => {
+                    conn.park_now = false;
+                    let conn = this.conn.take().expect("serving until closing");
+                    match conn.park() {
+                        None => return Poll::Ready(()),
+                        Some(conn) => {
+                            let due =
+                                conn.shard.tick(Instant::now()) + conn.shard.parking.after_ticks;
+                            conn.shard.state.borrow_mut().watch_idle(&conn.handle, due);
+                            this.conn = Some(conn);
+                            return Poll::Pending;
+                        }
+                    }
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
     }
+}
+
+/// Resumes the connection parked under `key` in a new task (see [`super::park`]).
+/// With `seq`, only if that parking is still the one under `key`. Never touches
+/// the shard's state, so it may run wherever a connection is woken.
+pub(crate) fn unpark(shard: &Rc<Shard>, key: u32, seq: Option<u32>) {
+    let Some(p) = shard.parking.take(key, seq) else {
+        return;
+    };
+    // SAFETY: the parked record owned this connected socket's descriptor.
+    let stream = unsafe { TcpStream::from_raw_fd(p.fd.into_raw_fd()) };
+    let limits = &shard.config().limits;
+    let conn = Conn {
+        shard: shard.clone(),
+        stream,
+        handle: p.handle,
+        version: p.version,
+        slot: p.slot,
+        generation: p.generation,
+        client_key: p.client_key,
+        will: p.will,
+        rbuf: BytesMut::new(),
+        wbuf: BytesMut::new(),
+        held: None,
+        max_packet_size: limits.max_packet_size,
+        aliases: p.aliases.map(|a| *a).unwrap_or_default(),
+        topic_alias_maximum: if p.version.is_v5() {
+            limits.topic_alias_maximum
+        } else {
+            0
+        },
+        auth: p.auth,
+        problem_information: p.problem_information,
+        close_detail: None,
+        read_since_yield: false,
+        arm_idle: true,
+        park_now: false,
+        counted: Counted::resumed(shard.clone()),
+    };
+    let serving = Serving {
+        conn: Some(conn),
+        span: None,
+        closing: None,
+    };
+    // Scheduled, not run on the spot as `spawn_local` would: the caller may be in
+    // the middle of changing the shard's state.
+    let queue = glommio::executor().current_task_queue();
+    match glommio::spawn_local_into(serving, queue) {
+        Ok(task) => {
+            task.detach();
+        }
+        Err(e) => tracing::error!("cannot resume a parked connection: {e}"),
+    };
 }
 
 /// Checks what CONNECT asks for, binds the session and writes CONNACK (and any
@@ -211,8 +308,9 @@ async fn establish(
     };
     let key = client_key(connect.client_id.as_bytes());
 
-    let handle = Rc::new(ConnHandle::default());
+    let handle = Rc::new(ConnHandle::new(&shard));
     handle.last_rx.set(tick);
+    handle.active.set(tick);
     handle.keepalive_ticks.set(u64::from(keep_alive) * 15);
 
     let opened = {
@@ -281,6 +379,9 @@ async fn establish(
             shard.config().alias_policy == AliasPolicy::Lru,
         );
         st.watch_keepalive(&handle, tick);
+        if shard.parking.after_ticks > 0 {
+            st.watch_idle(&handle, tick + shard.parking.after_ticks);
+        }
         opened
     };
     tracing::debug!(?version, keep_alive, "connected");
@@ -311,7 +412,9 @@ async fn establish(
         problem_information: connect.properties.request_problem_information() != Some(0),
         close_detail: None,
         read_since_yield: false,
-        _counted: counted,
+        arm_idle: false,
+        park_now: false,
+        counted,
     };
     Some(conn)
 }
@@ -319,8 +422,15 @@ async fn establish(
 impl Conn {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Close> {
         self.handle.set_waker(cx.waker());
-        self.handle
-            .clear_pending(&self.shard.state.borrow().ready_writers);
+        {
+            let mut st = self.shard.state.borrow_mut();
+            self.handle.clear_pending(&st.ready_writers);
+            if std::mem::take(&mut self.arm_idle) {
+                let tick = self.shard.tick(Instant::now());
+                self.handle.active.set(tick);
+                st.watch_idle(&self.handle, tick + self.shard.parking.after_ticks);
+            }
+        }
         // Bytes that arrived with CONNECT (or a hand-off) are handled first.
         if !self.rbuf.is_empty() {
             if let Err(close) = self.process(Instant::now()) {
@@ -396,6 +506,9 @@ impl Conn {
                     Poll::Pending => break,
                 }
             }
+            if progress {
+                self.handle.active.set(self.shard.tick(now));
+            }
             if yield_now {
                 self.read_since_yield = false;
                 cx.waker().wake_by_ref();
@@ -403,11 +516,122 @@ impl Conn {
             }
             if !progress {
                 self.release_idle_buffers();
+                if self.handle.park_due.take() {
+                    self.park_now = self.may_park(now);
+                    if !self.park_now {
+                        let due = self.handle.active.get() + self.shard.parking.after_ticks;
+                        self.shard.state.borrow_mut().watch_idle(&self.handle, due);
+                    }
+                }
                 return Poll::Pending;
             }
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Whether the connection has been idle for the park delay with nothing in
+    /// hand: no bytes buffered either way, no SUBACK held, no pause, no close
+    /// asked for, and nothing its session could send now.
+    fn may_park(&self, now: Instant) -> bool {
+        let h = &self.handle;
+        self.rbuf.is_empty()
+            && self.wbuf.is_empty()
+            && self.held.is_none()
+            && h.route_wait.get() == 0
+            && !h.paused.get()
+            && h.close_requested().is_none()
+            && h.active.get() + self.shard.parking.after_ticks <= self.shard.tick(now)
+            && !session_of(&self.shard, self.slot).can_send()
+    }
+
+    /// Parks the connection (see [`super::park`]). Gives it back if it cannot be
+    /// parked now.
+    fn park(self) -> Option<Conn> {
+        let fd = match crate::shard::dup_fd(&self.stream) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::debug!("cannot park: {e}");
+                return Some(self);
+            }
+        };
+        let Conn {
+            shard,
+            stream,
+            handle,
+            version,
+            slot,
+            generation,
+            client_key,
+            will,
+            rbuf,
+            wbuf,
+            held,
+            max_packet_size,
+            aliases,
+            topic_alias_maximum,
+            auth,
+            problem_information,
+            close_detail,
+            read_since_yield,
+            arm_idle,
+            park_now,
+            counted,
+        } = self;
+        let parked = Parked {
+            fd,
+            seq: 0,
+            handle,
+            version,
+            problem_information,
+            slot,
+            generation,
+            client_key,
+            will,
+            aliases: (!aliases.is_empty()).then(|| Box::new(aliases)),
+            auth,
+        };
+        match shard.parking.park(parked) {
+            Ok(()) => {
+                tracing::debug!("parked");
+                counted.park();
+                drop(stream);
+                None
+            }
+            Err(p) => Some(Conn {
+                shard,
+                stream,
+                handle: p.handle,
+                version,
+                slot,
+                generation,
+                client_key,
+                will: p.will,
+                rbuf,
+                wbuf,
+                held,
+                max_packet_size,
+                aliases: p.aliases.map(|a| *a).unwrap_or_default(),
+                topic_alias_maximum,
+                auth: p.auth,
+                problem_information,
+                close_detail,
+                read_since_yield,
+                arm_idle,
+                park_now,
+                counted,
+            }),
+        }
+    }
+
+    /// The span everything logged about this connection runs in.
+    fn span(&self) -> tracing::Span {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
+        let st = self.shard.state.borrow();
+        let id = st.client_id(self.slot).unwrap_or_default().to_string();
+        tracing::debug_span!("client", id = %id, shard = self.shard.id)
     }
 
     /// An idle connection keeps no buffer memory: what a burst allocated is returned
@@ -797,21 +1021,33 @@ fn reason_text(reason: ReasonCode) -> &'static str {
     }
 }
 
-/// Counts a live connection on its shard for as long as it exists.
-struct Counted(Rc<Shard>);
+/// Counts a live connection on its shard for as long as it exists, parked or not.
+struct Counted(Option<Rc<Shard>>);
 
 impl Counted {
     fn new(shard: Rc<Shard>) -> Counted {
         shard.connections.set(shard.connections.get() + 1);
         shard.metrics().connection_opened();
-        Counted(shard)
+        Counted(Some(shard))
+    }
+
+    /// A parked connection resumes: it was counted all along.
+    fn resumed(shard: Rc<Shard>) -> Counted {
+        Counted(Some(shard))
+    }
+
+    /// The connection parks: it stays counted.
+    fn park(mut self) {
+        self.0 = None;
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
-        self.0.metrics().connection_closed();
+        if let Some(shard) = self.0.take() {
+            shard.connections.set(shard.connections.get() - 1);
+            shard.metrics().connection_closed();
+        }
     }
 }
 

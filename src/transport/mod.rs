@@ -4,6 +4,10 @@
 //! the socket meets the codec.
 
 mod conn;
+mod park;
+
+pub(crate) use conn::unpark;
+pub(crate) use park::{reader as park_reader, Parking};
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};

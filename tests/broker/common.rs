@@ -34,6 +34,15 @@ pub fn broker_with_hooks(shards: usize, hooks: Hooks, tweak: impl FnOnce(&mut Co
         ..Config::default()
     };
     config.cores.dedup();
+    // With RINGMQ_TEST_PARK_AFTER_MS set, every test broker parks connections idle
+    // that long, so the whole suite also runs against parked connections
+    // (`.ci/run` makes a pass with 100).
+    if let Ok(ms) = std::env::var("RINGMQ_TEST_PARK_AFTER_MS") {
+        let ms = ms
+            .parse()
+            .expect("RINGMQ_TEST_PARK_AFTER_MS is milliseconds");
+        config.park_after = Duration::from_millis(ms);
+    }
     assert_eq!(
         config.cores.len(),
         shards,

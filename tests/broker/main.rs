@@ -7,6 +7,7 @@ mod auth;
 mod common;
 mod connect;
 mod ops;
+mod park;
 mod properties;
 mod pubsub;
 mod retained;
