@@ -3,44 +3,72 @@
 //!
 //! Connections do not touch the wheel on every packet: an entry is checked when its
 //! slot comes round, and the owner's callback re-arms it if the real deadline moved
-//! (a client that kept talking). Slots keep their vectors, so a steady state costs no
-//! allocation and no task per connection.
+//! (a client that kept talking). Entries reuse their slab slots, so a steady state
+//! costs no allocation and no task per connection.
+
+use super::slab::Slab;
 
 /// Timers in ticks (the shard's tick is 100 ms).
+///
+/// Entries live in one paged slab and each slot is a FIFO list threaded through
+/// them: a million timers are a few dense pages, not thousands of small vectors
+/// each growing by doubling, which would leave the allocator's pages fragmented
+/// long after connections went idle.
 pub struct TimerWheel<T> {
-    slots: Vec<Vec<(u64, T)>>,
+    /// First and last entry of each slot's list (`NIL`: empty).
+    slots: Vec<(u32, u32)>,
+    entries: Slab<Entry<T>>,
     /// The last tick processed.
     current: u64,
-    spare: Vec<(u64, T)>,
-    len: usize,
 }
+
+struct Entry<T> {
+    deadline: u64,
+    next: u32,
+    item: T,
+}
+
+const NIL: u32 = u32::MAX;
 
 impl<T> TimerWheel<T> {
     /// A wheel with `slots` slots starting at tick `now`.
     pub fn new(slots: usize, now: u64) -> TimerWheel<T> {
         assert!(slots > 0, "a timing wheel needs at least one slot");
         TimerWheel {
-            slots: (0..slots).map(|_| Vec::new()).collect(),
+            slots: vec![(NIL, NIL); slots],
+            entries: Slab::default(),
             current: now,
-            spare: Vec::new(),
-            len: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Arms `item` to fire at tick `deadline` (the next tick if that is already past).
     pub fn schedule(&mut self, deadline: u64, item: T) {
         let deadline = deadline.max(self.current + 1);
         let slot = (deadline % self.slots.len() as u64) as usize;
-        self.slots[slot].push((deadline, item));
-        self.len += 1;
+        let key = self.entries.insert(Entry {
+            deadline,
+            next: NIL,
+            item,
+        });
+        self.append(slot, key);
+    }
+
+    fn append(&mut self, slot: usize, key: u32) {
+        let (head, tail) = self.slots[slot];
+        if tail == NIL {
+            self.slots[slot] = (key, key);
+        } else {
+            self.entries.get_mut(tail).expect("tail entry").next = key;
+            self.slots[slot] = (head, key);
+        }
     }
 
     /// Processes every tick up to `now`. `fire` gets each due item and returns
@@ -55,17 +83,21 @@ impl<T> TimerWheel<T> {
         self.current = now;
         for tick in first..=now {
             let slot = (tick % n) as usize;
-            let mut due = std::mem::replace(&mut self.slots[slot], std::mem::take(&mut self.spare));
-            for (deadline, item) in due.drain(..) {
-                self.len -= 1;
-                if deadline > now {
-                    self.slots[slot].push((deadline, item));
-                    self.len += 1;
-                } else if let Some((next, item)) = fire(item) {
-                    self.schedule(next, item);
+            let (mut key, _) = std::mem::replace(&mut self.slots[slot], (NIL, NIL));
+            while key != NIL {
+                let entry = self.entries.get_mut(key).expect("listed entry");
+                let next = std::mem::replace(&mut entry.next, NIL);
+                if entry.deadline > now {
+                    // Due in a later revolution.
+                    self.append(slot, key);
+                } else {
+                    let entry = self.entries.remove(key).expect("listed entry");
+                    if let Some((deadline, item)) = fire(entry.item) {
+                        self.schedule(deadline, item);
+                    }
                 }
+                key = next;
             }
-            self.spare = due;
         }
     }
 }
@@ -115,5 +147,32 @@ mod tests {
             "a long stall still fires everything due"
         );
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn every_entry_fires_once_at_its_deadline_in_arming_order() {
+        let mut w = TimerWheel::new(16, 0);
+        // Deadlines spanning several revolutions, armed out of order.
+        for i in 0..1000u64 {
+            w.schedule(1 + (i * 37) % 100, i);
+        }
+        let mut fired: Vec<(u64, u64)> = Vec::new();
+        for now in 1..=100 {
+            w.advance(now, |i| {
+                fired.push((now, i));
+                None
+            });
+        }
+        assert!(w.is_empty());
+        assert_eq!(fired.len(), 1000);
+        for &(at, i) in &fired {
+            assert_eq!(at, 1 + (i * 37) % 100, "entry {i} fired at its deadline");
+        }
+        // Within a tick, entries fire in the order they were armed.
+        for pair in fired.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                assert!(pair[0].1 < pair[1].1, "{pair:?}");
+            }
+        }
     }
 }

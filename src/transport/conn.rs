@@ -41,8 +41,13 @@ use super::{auth_packet, flush_and_close, refuse_connect};
 /// Output bytes buffered for one connection before it stops reading and filling:
 /// a client that does not read cannot make the broker buffer without bound.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
-/// Buffer capacity an idle connection may keep.
+/// Buffer capacity an idle connection may keep...
 const IDLE_BUFFER: usize = 4096;
+/// ...but not a small one, such as what is left of a buffer that held CONNECT or
+/// SUBSCRIBE: kept while the connection idles until it parks, thousands of those
+/// would sit among the sessions' small allocations and leave the allocator's pages
+/// full of holes once they are freed. A busy connection's buffers are larger.
+const SMALL_BUFFER: usize = 512;
 /// Read/handle/write rounds before the task yields to others.
 const ROUNDS_PER_POLL: usize = 16;
 
@@ -637,10 +642,15 @@ impl Conn {
     /// An idle connection keeps no buffer memory: what a burst allocated is returned
     /// once everything is handled and written.
     fn release_idle_buffers(&mut self) {
-        if self.wbuf.is_empty() && self.wbuf.capacity() > IDLE_BUFFER {
+        let idle = |b: &BytesMut| {
+            b.is_empty()
+                && b.capacity() > 0
+                && (b.capacity() > IDLE_BUFFER || b.capacity() <= SMALL_BUFFER)
+        };
+        if idle(&self.wbuf) {
             self.wbuf = BytesMut::new();
         }
-        if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER {
+        if idle(&self.rbuf) {
             self.rbuf = BytesMut::new();
         }
     }
