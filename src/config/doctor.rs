@@ -71,6 +71,8 @@ pub struct Facts {
     pub ip_local_port_range: Option<(u64, u64)>,
     pub file_max: Option<u64>,
     pub nr_open: Option<u64>,
+    /// `fs.epoll.max_user_watches`: sockets one user may have in epoll sets.
+    pub epoll_watches: Option<u64>,
     /// `net.ipv4.tcp_mem` in pages: low, pressure, high.
     pub tcp_mem: Option<[u64; 3]>,
     /// `net.ipv4.tcp_rmem` / `tcp_wmem` in bytes: min, default, max.
@@ -106,6 +108,8 @@ pub struct Plan {
     pub max_connections_per_shard: u64,
     pub io_memory: u64,
     pub backlog: u32,
+    /// Idle connections are parked in epoll sets (`runtime.park_after` > 0).
+    pub parks: bool,
 }
 
 impl Plan {
@@ -114,6 +118,7 @@ impl Plan {
             cores: config.cores.clone(),
             max_connections_per_shard: config.limits.max_connections_per_shard as u64,
             io_memory: config.io_memory as u64,
+            parks: !config.park_after.is_zero(),
             backlog: config
                 .listeners
                 .iter()
@@ -250,6 +255,7 @@ pub fn judge(facts: &Facts, plan: &Plan) -> Report {
         nofile(facts, plan),
         nr_open(facts, plan),
         file_max(facts, plan),
+        epoll_watches(facts, plan),
         memlock(facts, plan),
         somaxconn(facts, plan),
         syn_backlog(facts, plan),
@@ -393,6 +399,36 @@ fn nr_open(facts: &Facts, plan: &Plan) -> Finding {
         )
         .advise(format!(
             "fs.nr_open = {} in /etc/sysctl.d/90-ringmq.conf (tuning/sysctl.d/)",
+            need.next_power_of_two()
+        ))
+    }
+}
+
+fn epoll_watches(facts: &Facts, plan: &Plan) -> Finding {
+    const CHECK: &str = "fs.epoll.max_user_watches";
+    if !plan.parks {
+        return Finding::new(CHECK, Status::Ok, "not used: parking is off".into());
+    }
+    let Some(watches) = facts.epoll_watches else {
+        return Finding::new(CHECK, Status::Note, "could not read it".into());
+    };
+    let need = plan.connections();
+    if watches >= need {
+        Finding::new(
+            CHECK,
+            Status::Ok,
+            format!("{watches}: room for {need} parked connections"),
+        )
+    } else {
+        Finding::new(
+            CHECK,
+            Status::Change,
+            format!(
+                "{watches}: fewer than the {need} connections that may be parked; a connection that cannot be parked stays served and holds about 1KiB more"
+            ),
+        )
+        .advise(format!(
+            "fs.epoll.max_user_watches = {} in /etc/sysctl.d/90-ringmq.conf (tuning/sysctl.d/)",
             need.next_power_of_two()
         ))
     }
@@ -740,6 +776,7 @@ pub fn gather() -> Facts {
             .and_then(|v| Some((*v.first()?, *v.get(1)?))),
         file_max: sysctl_one("fs/file-max"),
         nr_open: sysctl_one("fs/nr_open"),
+        epoll_watches: sysctl_one("fs/epoll/max_user_watches"),
         tcp_mem: sysctl_three("net/ipv4/tcp_mem"),
         tcp_rmem: sysctl_three("net/ipv4/tcp_rmem"),
         tcp_wmem: sysctl_three("net/ipv4/tcp_wmem"),
@@ -906,6 +943,7 @@ mod tests {
             ip_local_port_range: Some((1024, 65_535)),
             file_max: Some(8_388_608),
             nr_open: Some(8_388_608),
+            epoll_watches: Some(8_388_608),
             tcp_mem: Some([1_048_576, 2_097_152, 4_194_304]),
             tcp_rmem: Some([4096, 16_384, 4_194_304]),
             tcp_wmem: Some([4096, 16_384, 4_194_304]),
@@ -936,6 +974,7 @@ mod tests {
             max_connections_per_shard: 1_000_000 / 14,
             io_memory: 4 << 20,
             backlog: 4096,
+            parks: true,
         }
     }
 
@@ -1022,6 +1061,25 @@ mod tests {
         let mut facts = tuned_host();
         facts.file_max = Some(500_000);
         only_change(&facts, &plan(), "fs.file-max");
+    }
+
+    #[test]
+    fn epoll_watches_cover_every_connection_that_may_park() {
+        let mut facts = tuned_host();
+        facts.epoll_watches = Some(100_000);
+        let f = only_change(&facts, &plan(), "fs.epoll.max_user_watches");
+        assert!(
+            f.advice[0].contains("fs.epoll.max_user_watches = 1048576"),
+            "{f:?}"
+        );
+        let report = judge(
+            &facts,
+            &Plan {
+                parks: false,
+                ..plan()
+            },
+        );
+        assert_eq!(finding(&report, "fs.epoll").status, Status::Ok);
     }
 
     #[test]
@@ -1246,6 +1304,7 @@ mod tests {
             ip_local_port_range: Some((value("net.ipv4.ip_local_port_range")[0], 65_535)),
             file_max: Some(value("fs.file-max")[0]),
             nr_open: Some(value("fs.nr_open")[0]),
+            epoll_watches: Some(value("fs.epoll.max_user_watches")[0]),
             tcp_mem: Some(three("net.ipv4.tcp_mem")),
             tcp_rmem: Some(three("net.ipv4.tcp_rmem")),
             tcp_wmem: Some(three("net.ipv4.tcp_wmem")),
