@@ -2,6 +2,23 @@
 //! `src/bin/ringmq.rs`); the library only asks it, now and then, to hand memory
 //! back to the OS.
 
+/// Whether the kernel may back this process's memory with transparent huge pages
+/// (`prctl(PR_SET_THP_DISABLE)`, for the whole process, from the next page fault
+/// on). mimalloc asks for huge pages on its arenas; a 2 MiB page stays resident
+/// while any of it is in use, which keeps most of what parked connections free.
+pub fn set_transparent_huge_pages(allowed: bool) {
+    // SAFETY: plain system call on this process's own flag.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_THP_DISABLE,
+            libc::c_ulong::from(!allowed),
+            0,
+            0,
+            0,
+        )
+    };
+}
+
 /// Returns the calling thread's free mimalloc pages to the OS. A shard calls it
 /// after many of its connections parked: mimalloc would otherwise keep what their
 /// tasks freed until it next allocates enough to purge, which an idle shard never

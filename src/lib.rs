@@ -29,7 +29,7 @@
 //! Tests in `tests/` are black-box; benches in `benches/` put each figure beside a
 //! baseline; the decoder's fuzz target lives in `fuzz/`, outside the workspace.
 
-mod alloc;
+pub mod alloc;
 pub mod auth;
 pub mod config;
 pub mod message;

@@ -218,6 +218,9 @@ fn configuration(args: &Args) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
+    // Before the allocator has touched much memory; `run` applies the configured
+    // choice (see `runtime.transparent_huge_pages`).
+    ringmq::alloc::set_transparent_huge_pages(false);
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => return fail(e, 2),
@@ -281,6 +284,7 @@ fn doctor_command(args: &Args) -> ExitCode {
 }
 
 fn run(config: Config) -> ExitCode {
+    ringmq::alloc::set_transparent_huge_pages(config.transparent_huge_pages);
     init_logging(&config.log_level);
     raise_nofile(config.max_connections());
     // Block SIGINT and SIGTERM before the shards start, so every thread inherits the

@@ -254,6 +254,7 @@ struct Runtime {
     io_memory: Size,
     ring_depth: usize,
     park_after: Dur,
+    transparent_huge_pages: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -341,6 +342,7 @@ impl From<&Config> for FileConfig {
                 io_memory: Size(c.io_memory as u64),
                 ring_depth: c.ring_depth,
                 park_after: Dur(c.park_after),
+                transparent_huge_pages: c.transparent_huge_pages,
             },
             limits: FileLimits {
                 max_connections_per_shard: l.max_connections_per_shard,
@@ -437,6 +439,7 @@ impl FileConfig {
             io_memory: usize_bytes("runtime.io_memory", self.runtime.io_memory)?,
             ring_depth: self.runtime.ring_depth,
             park_after: self.runtime.park_after.0,
+            transparent_huge_pages: self.runtime.transparent_huge_pages,
             response_information: self.mqtt.response_information,
             shared_strategy: self.mqtt.shared_strategy,
             alias_policy: self.mqtt.alias_policy,

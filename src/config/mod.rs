@@ -175,6 +175,8 @@ pub struct Config {
     pub ring_depth: usize,
     /// How long a connection stays idle before it is parked (zero: never).
     pub park_after: Duration,
+    /// Let the kernel back the heap with transparent huge pages.
+    pub transparent_huge_pages: bool,
     /// Sent as Response Information to v5 clients that request it, followed by the
     /// client id: the base of the client's response topics (empty: never sent).
     pub response_information: String,
@@ -200,6 +202,7 @@ impl Default for Config {
             io_memory: 1024 * 1024,
             ring_depth: 128,
             park_after: Duration::from_secs(10),
+            transparent_huge_pages: false,
             response_information: "response/".to_string(),
             shared_strategy: SharedStrategy::default(),
             alias_policy: AliasPolicy::default(),
