@@ -106,8 +106,6 @@ struct SessionEntry {
     /// every bind, so neither a takeover nor a reused slot lets a replaced
     /// connection touch the session.
     generation: u32,
-    /// Publishers paused because this session's queue passed its high-water mark.
-    waiting_publishers: Vec<Rc<ConnHandle>>,
     /// Online with a QoS 1/2 backlog past the high-water mark: messages for it from
     /// other shards wait (see `has_room`) until it is under the low-water mark.
     backlogged: bool,
@@ -173,9 +171,9 @@ pub(crate) struct Opened {
 pub(crate) struct State {
     id: usize,
     shards: usize,
-    limits: SessionLimits,
+    limits: Rc<SessionLimits>,
     sessions: Slab<SessionEntry>,
-    clients: HashMap<ByteStr, u32>,
+    clients: HashMap<Box<str>, u32>,
     subs: Slab<SubRecord>,
     trie: Trie<u32>,
     shared: SharedGroups,
@@ -193,6 +191,10 @@ pub(crate) struct State {
     low_water: usize,
     /// Sessions marked `backlogged`.
     backlogged: usize,
+    /// Publishers paused because a session's queue passed its high-water mark, by
+    /// the session's slot: kept here rather than in every session, as only
+    /// backlogged ones have any.
+    waiting_publishers: HashMap<u32, Vec<Rc<ConnHandle>>>,
     /// Mesh receivers waiting for a backlogged session to drain.
     room_waiters: Vec<Waker>,
     /// PUBLISH packets written to clients on this shard, to tell a slow shard from
@@ -213,12 +215,12 @@ impl State {
         State {
             id,
             shards: config.cores.len(),
-            limits: SessionLimits {
+            limits: Rc::new(SessionLimits {
                 max_inflight: l.max_inflight,
                 max_queued_messages: l.max_queued_messages,
                 max_queued_bytes: l.max_queued_bytes,
                 receive_maximum: l.receive_maximum,
-            },
+            }),
             sessions: Slab::default(),
             clients: HashMap::new(),
             subs: Slab::default(),
@@ -231,6 +233,7 @@ impl State {
             high_water: (l.max_queued_messages * 3 / 4).max(1),
             low_water: l.max_queued_messages / 4,
             backlogged: 0,
+            waiting_publishers: HashMap::new(),
             room_waiters: Vec::new(),
             sent_total: 0,
             wheel: TimerWheel::new(4096, 0),
@@ -315,7 +318,7 @@ impl State {
             clean_start,
             expiry_interval,
         } = req;
-        if let Some(&slot) = self.clients.get(client_id) {
+        if let Some(&slot) = self.clients.get(client_id.as_str()) {
             let entry = self
                 .sessions
                 .get_mut(slot)
@@ -340,8 +343,9 @@ impl State {
         }
         // Its own copy: a slice of the CONNECT frame would keep the whole frame
         // (will payload and password included) for as long as the session lives.
-        let client_id = ByteStr::from(client_id.as_str());
-        let mut session = Session::new(client_id.clone(), client_key, version, self.limits);
+        let client_id: Box<str> = Box::from(client_id.as_str());
+        let limits = self.limits.clone();
+        let mut session = Session::new(client_id.clone(), client_key, version, limits);
         session.expiry_interval = expiry_interval;
         self.generations = self.generations.wrapping_add(1);
         let generation = self.generations;
@@ -350,10 +354,9 @@ impl State {
             conn: Some(handle),
             pending_will: None,
             generation,
-            waiting_publishers: Vec::new(),
             backlogged: false,
         });
-        self.clients.insert(client_id.clone(), slot);
+        self.clients.insert(client_id, slot);
         Opened {
             slot,
             generation,
@@ -389,6 +392,7 @@ impl State {
                 entry.session.detach();
                 harvest(self.metrics.shard(self.id), &mut entry.session);
                 let redo = entry.session.take_shared();
+                entry.session.trim();
                 for d in redo {
                     self.redispatch(shard, d, slot);
                 }
@@ -450,11 +454,12 @@ impl State {
         }
         self.subs.remove(sub.key);
         if self.trie.remove(&sub.filter, sub.key) && self.shards > 1 {
+            let filter = ByteStr::from(&*sub.filter);
             for peer in (0..self.shards).filter(|&p| p != self.id) {
                 mesh.send(
                     peer,
                     ShardMsg::RouteRemove {
-                        filter: sub.filter.clone(),
+                        filter: filter.clone(),
                         from: self.id as u16,
                     },
                 );
@@ -474,21 +479,14 @@ impl State {
         id: Option<u32>,
         handle: &Rc<ConnHandle>,
     ) -> bool {
-        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
-        let filter = ByteStr::from(filter.as_str());
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
         if let Some(existing) = entry.session.subscription(&filter) {
-            let key = existing.key;
-            let rec = self.subs.get_mut(key).expect("subscription record exists");
+            let rec = self
+                .subs
+                .get_mut(existing.key)
+                .expect("subscription record exists");
             rec.options = options;
             rec.id = id;
-            entry.session.add_subscription(Subscription {
-                filter,
-                options,
-                id,
-                key,
-                shared: false,
-            });
             return false;
         }
         let key = self.subs.insert(SubRecord {
@@ -496,14 +494,15 @@ impl State {
             options,
             id,
         });
+        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
         entry.session.add_subscription(Subscription {
-            filter: filter.clone(),
-            options,
-            id,
+            filter: Box::from(filter.as_str()),
             key,
             shared: false,
         });
         if self.trie.insert(&filter, key) && self.shards > 1 {
+            // Its own copy, shared by the messages to every peer.
+            let filter = ByteStr::from(filter.as_str());
             self.next_token += 1;
             let token = self.next_token;
             self.route_tokens
@@ -661,16 +660,14 @@ impl State {
         else {
             return false;
         };
-        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
-        let key = ByteStr::from(key.as_str());
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
+        // Its own copies, not slices that would keep the SUBSCRIBE frame alive.
         let replaced = entry.session.add_subscription(Subscription {
-            filter: key.clone(),
-            options,
-            id,
+            filter: Box::from(key.as_str()),
             key: u32::MAX,
             shared: true,
         });
+        let key = ByteStr::from(key.as_str());
         let count = self
             .shared
             .join(&key, &filter, Member { slot, options, id });
@@ -686,7 +683,7 @@ impl State {
         replaced.is_none()
     }
 
-    fn announce_members(&mut self, mesh: &Mesh, key: &ByteStr, count: u32, token: Option<u64>) {
+    fn announce_members(&mut self, mesh: &Mesh, key: &str, count: u32, token: Option<u64>) {
         if self.shards == 1 {
             return;
         }
@@ -694,6 +691,7 @@ impl State {
             Some(s) => ByteStr::from(s.filter),
             None => return,
         };
+        let key = ByteStr::from(key);
         for peer in (0..self.shards).filter(|&p| p != self.id) {
             mesh.send(
                 peer,
@@ -811,13 +809,10 @@ impl State {
                     .as_ref()
                     .is_some_and(|c| Rc::ptr_eq(c, publisher));
                 if !same {
+                    let waiting = self.waiting_publishers.entry(slot).or_default();
                     // A publisher released by the stuck timer may still be listed.
-                    if !entry
-                        .waiting_publishers
-                        .iter()
-                        .any(|p| Rc::ptr_eq(p, publisher))
-                    {
-                        entry.waiting_publishers.push(publisher.clone());
+                    if !waiting.iter().any(|p| Rc::ptr_eq(p, publisher)) {
+                        waiting.push(publisher.clone());
                     }
                     publisher.paused.set(true);
                     publisher.paused_on.set((slot, entry.session.progress));
@@ -847,8 +842,12 @@ impl State {
 
     /// Forgets a session's backlog (drained, gone offline or ended).
     fn clear_backlog(&mut self, slot: u32) {
+        if !self.waiting_publishers.is_empty() {
+            if let Some(publishers) = self.waiting_publishers.remove(&slot) {
+                release(publishers);
+            }
+        }
         if let Some(entry) = self.sessions.get_mut(slot) {
-            release(&mut entry.waiting_publishers);
             if entry.backlogged {
                 entry.backlogged = false;
                 self.backlogged -= 1;
@@ -928,10 +927,10 @@ impl State {
 
 /// Moves a session's drop and send counts into the shard's metrics.
 pub(crate) fn harvest(m: &ShardMetrics, session: &mut Session) {
-    if session.stats == SessionStats::default() {
+    let s = session.take_stats();
+    if s == SessionStats::default() {
         return;
     }
-    let s = std::mem::take(&mut session.stats);
     m.dropped(DropCause::QueueFullQoS0, s.dropped_qos0.into());
     m.dropped(DropCause::QueueFull, s.dropped_full.into());
     m.dropped(DropCause::Expired, s.dropped_expired.into());
@@ -944,8 +943,8 @@ pub(crate) fn harvest(m: &ShardMetrics, session: &mut Session) {
     }
 }
 
-fn release(publishers: &mut Vec<Rc<ConnHandle>>) {
-    for p in publishers.drain(..) {
+fn release(publishers: Vec<Rc<ConnHandle>>) {
+    for p in publishers {
         p.paused.set(false);
         p.wake();
     }
