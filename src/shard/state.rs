@@ -3,12 +3,13 @@
 //! `!Send` and touched only by the shard's own tasks, never across an await.
 
 use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use smallvec::SmallVec;
 
 use crate::config::Config;
@@ -173,7 +174,11 @@ pub(crate) struct State {
     shards: usize,
     limits: Rc<SessionLimits>,
     sessions: Slab<SessionEntry>,
-    clients: HashMap<Box<str>, u32>,
+    /// Session slots by client id. The id is the one the session holds, hashed
+    /// with `client_hasher`: four bytes an entry, where a map keyed by its own copy
+    /// of the id would take forty.
+    clients: HashTable<u32>,
+    client_hasher: DefaultHashBuilder,
     subs: Slab<SubRecord>,
     trie: Trie<u32>,
     shared: SharedGroups,
@@ -222,7 +227,8 @@ impl State {
                 receive_maximum: l.receive_maximum,
             }),
             sessions: Slab::default(),
-            clients: HashMap::new(),
+            clients: HashTable::new(),
+            client_hasher: DefaultHashBuilder::default(),
             subs: Slab::default(),
             trie: Trie::new(),
             shared: SharedGroups::new(id, config.cores.len(), config.shared_strategy),
@@ -318,7 +324,14 @@ impl State {
             clean_start,
             expiry_interval,
         } = req;
-        if let Some(&slot) = self.clients.get(client_id.as_str()) {
+        let hash = self.client_hasher.hash_one(client_id.as_str());
+        let sessions = &self.sessions;
+        let found = self.clients.find(hash, |&slot| {
+            sessions
+                .get(slot)
+                .is_some_and(|e| *e.session.client_id == **client_id)
+        });
+        if let Some(&slot) = found {
             let entry = self
                 .sessions
                 .get_mut(slot)
@@ -343,9 +356,9 @@ impl State {
         }
         // Its own copy: a slice of the CONNECT frame would keep the whole frame
         // (will payload and password included) for as long as the session lives.
-        let client_id: Box<str> = Box::from(client_id.as_str());
+        let client_id = Box::from(client_id.as_str());
         let limits = self.limits.clone();
-        let mut session = Session::new(client_id.clone(), client_key, version, limits);
+        let mut session = Session::new(client_id, client_key, version, limits);
         session.expiry_interval = expiry_interval;
         self.generations = self.generations.wrapping_add(1);
         let generation = self.generations;
@@ -356,7 +369,13 @@ impl State {
             generation,
             backlogged: false,
         });
-        self.clients.insert(client_id, slot);
+        let (sessions, hasher) = (&self.sessions, &self.client_hasher);
+        self.clients.insert_unique(hash, slot, |&slot| {
+            let entry = sessions
+                .get(slot)
+                .expect("client index points at a session");
+            hasher.hash_one(&*entry.session.client_id)
+        });
         Opened {
             slot,
             generation,
@@ -436,7 +455,10 @@ impl State {
         for sub in entry.session.take_subscriptions() {
             self.drop_subscription(&shard.mesh, slot, &sub);
         }
-        self.clients.remove(&entry.session.client_id);
+        let hash = self.client_hasher.hash_one(&*entry.session.client_id);
+        if let Ok(indexed) = self.clients.find_entry(hash, |&s| s == slot) {
+            indexed.remove();
+        }
         for d in entry.session.take_shared() {
             self.redispatch(shard, d, slot);
         }
