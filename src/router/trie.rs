@@ -6,7 +6,9 @@
 //! need no broker.
 //!
 //! Nodes live in one arena and point at each other by `u32` index, so a million
-//! subscriptions cost a million-odd slots in one `Vec` rather than a million boxes.
+//! subscriptions cost a million-odd slots in pages of `PAGE` rather than a million
+//! boxes. Pages rather than one `Vec`: a vector doubles, so it may hold nearly as
+//! many empty slots as nodes, and each doubling copies every node.
 //! A node holds one level of a filter: its literal children (a short inline list,
 //! a hash map once there are many), a dedicated `+` child, and the values of the
 //! filter ending at it and of the filter ending in `/#` at it. Matching walks the
@@ -14,7 +16,7 @@
 //! that lives on the call stack, so a match allocates nothing.
 
 use std::convert::Infallible;
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Index, IndexMut};
 
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -27,6 +29,9 @@ const ROOT: NodeId = 0;
 
 /// No node: an absent `+` child.
 const NIL: NodeId = NodeId::MAX;
+
+/// Nodes per arena page.
+const PAGE: usize = 256;
 
 /// Literal children beyond this count move from the inline list into a hash map.
 /// Measured with a throwaway lookup loop (boxed levels in a list against a
@@ -55,7 +60,7 @@ const INLINE_DEPTH: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Trie<V> {
     /// The arena. Slot `ROOT` always holds the root; free slots hold empty nodes.
-    nodes: Vec<Node<V>>,
+    nodes: Arena<V>,
     /// Free slots, reused before the arena grows.
     free: Vec<NodeId>,
     /// Stored (filter, value) entries.
@@ -89,7 +94,7 @@ impl<V: Copy + Eq> Trie<V> {
     /// An empty trie.
     pub fn new() -> Self {
         Trie {
-            nodes: vec![Node::empty()],
+            nodes: Arena::new(),
             free: Vec::new(),
             len: 0,
         }
@@ -109,7 +114,7 @@ impl<V: Copy + Eq> Trie<V> {
             }
         }
         self.len += 1;
-        let node = &mut self.nodes[id as usize];
+        let node = &mut self.nodes[id];
         let exact = node.exact as usize;
         if multi {
             node.values.push(value);
@@ -125,7 +130,7 @@ impl<V: Copy + Eq> Trie<V> {
     /// filter had the value and has no values left, false if it had none left or
     /// the value was not there. Nodes left empty are freed at once, so memory
     /// returns after unsubscribes; their slots are reused by later inserts, and
-    /// the arena itself shrinks when the trie becomes empty.
+    /// the arena gives back all its pages but the first when the trie becomes empty.
     ///
     /// Finding the value scans the filter's values, so this is linear in the
     /// number of subscribers to that one filter.
@@ -136,7 +141,7 @@ impl<V: Copy + Eq> Trie<V> {
         let mut id = ROOT;
         if let Some(levels) = levels {
             for level in levels.split('/') {
-                match self.nodes[id as usize].child(level) {
+                match self.nodes[id].child(level) {
                     Some(child) => id = child,
                     None => return false,
                 }
@@ -144,7 +149,7 @@ impl<V: Copy + Eq> Trie<V> {
             }
         }
 
-        let node = &mut self.nodes[id as usize];
+        let node = &mut self.nodes[id];
         let exact = node.exact as usize;
         let range = if multi {
             exact..node.values.len()
@@ -227,7 +232,7 @@ impl<V: Copy + Eq> Trie<V> {
         let mut id = ROOT;
         let mut rest = Some(topic);
         loop {
-            let node = &self.nodes[id as usize];
+            let node = &self.nodes[id];
             match rest {
                 // The topic ends at this node: its filter matches, and so does the
                 // one ending in `/#` here.
@@ -269,11 +274,11 @@ impl<V: Copy + Eq> Trie<V> {
 
     /// The child of `parent` for `level`, created if absent.
     fn child_or_insert(&mut self, parent: NodeId, level: &str) -> NodeId {
-        if let Some(child) = self.nodes[parent as usize].child(level) {
+        if let Some(child) = self.nodes[parent].child(level) {
             return child;
         }
         let child = self.alloc();
-        let node = &mut self.nodes[parent as usize];
+        let node = &mut self.nodes[parent];
         if level == "+" {
             node.plus = child;
         } else {
@@ -287,11 +292,11 @@ impl<V: Copy + Eq> Trie<V> {
     fn prune(&mut self, trail: &[NodeId], levels: &str) {
         for (depth, level) in (0..trail.len()).rev().zip(levels.rsplit('/')) {
             let id = trail[depth];
-            if !self.nodes[id as usize].is_empty() {
+            if !self.nodes[id].is_empty() {
                 break;
             }
             let parent = if depth == 0 { ROOT } else { trail[depth - 1] };
-            let node = &mut self.nodes[parent as usize];
+            let node = &mut self.nodes[parent];
             if level == "+" {
                 node.plus = NIL;
             } else {
@@ -300,8 +305,7 @@ impl<V: Copy + Eq> Trie<V> {
             self.release(id);
         }
         if self.nodes.len() == self.free.len() + 1 {
-            self.nodes.truncate(1);
-            self.nodes.shrink_to_fit();
+            self.nodes.truncate_to_root();
             self.free = Vec::new();
         }
     }
@@ -315,13 +319,13 @@ impl<V: Copy + Eq> Trie<V> {
             .ok()
             .filter(|&id| id != NIL)
             .expect("subscription trie is limited to u32::MAX - 1 nodes");
-        self.nodes.push(Node::empty());
+        self.nodes.push_empty();
         id
     }
 
     /// Returns a node's slot to the free list, dropping what it owned.
     fn release(&mut self, id: NodeId) {
-        self.nodes[id as usize] = Node::empty();
+        self.nodes[id] = Node::empty();
         self.free.push(id);
     }
 }
@@ -329,6 +333,68 @@ impl<V: Copy + Eq> Trie<V> {
 impl<V: Copy + Eq> Default for Trie<V> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The node slots, in pages of `PAGE` allocated whole (every slot an empty node
+/// until used) and never moved. A whole page is indexed without a bounds check
+/// and a page is one thin pointer, so a lookup costs one load more than in a
+/// single vector. The first page is allocated with the trie, which makes the
+/// smallest trie a page.
+#[derive(Debug, Clone)]
+struct Arena<V> {
+    pages: Vec<Box<[Node<V>; PAGE]>>,
+    /// Slots handed out, `ROOT` included.
+    len: usize,
+}
+
+impl<V> Arena<V> {
+    /// An arena holding only an empty root.
+    fn new() -> Self {
+        Arena {
+            pages: vec![Self::page()],
+            len: 1,
+        }
+    }
+
+    fn page() -> Box<[Node<V>; PAGE]> {
+        let page: Box<[Node<V>]> = (0..PAGE).map(|_| Node::empty()).collect();
+        page.try_into().ok().expect("a page has PAGE slots")
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Frees every slot but the root's; the first page stays.
+    fn truncate_to_root(&mut self) {
+        self.pages.truncate(1);
+        self.pages.shrink_to_fit();
+        self.len = 1;
+    }
+
+    /// Hands out the next never-used slot, which holds an empty node.
+    fn push_empty(&mut self) {
+        if self.len == self.pages.len() * PAGE {
+            self.pages.push(Self::page());
+        }
+        self.len += 1;
+    }
+}
+
+impl<V> Index<NodeId> for Arena<V> {
+    type Output = Node<V>;
+
+    fn index(&self, id: NodeId) -> &Node<V> {
+        let id = id as usize;
+        &self.pages[id / PAGE][id % PAGE]
+    }
+}
+
+impl<V> IndexMut<NodeId> for Arena<V> {
+    fn index_mut(&mut self, id: NodeId) -> &mut Node<V> {
+        let id = id as usize;
+        &mut self.pages[id / PAGE][id % PAGE]
     }
 }
 
@@ -673,6 +739,33 @@ mod tests {
         assert_eq!(trie.nodes.len(), grown);
         assert_eq!(matched(&trie, "x/y/z"), [2]);
         assert!(!trie.has_match("a/b/c"));
+    }
+
+    #[test]
+    fn the_arena_grows_by_pages_and_spare_slots_stay_under_one() {
+        let mut trie = Trie::new();
+        let n = PAGE as u32 * 5 + 7;
+        for i in 0..n {
+            trie.insert(&format!("wide/{i}"), i);
+        }
+        let held = trie.nodes.pages.len() * PAGE;
+        assert!(
+            held - trie.node_count() < PAGE,
+            "{held} slots hold {}",
+            trie.node_count()
+        );
+        for i in (0..n).step_by(97) {
+            assert_eq!(matched(&trie, &format!("wide/{i}")), [i]);
+        }
+        for i in 0..n {
+            assert!(trie.remove(&format!("wide/{i}"), i));
+        }
+        assert_eq!(trie.node_count(), 1);
+        assert_eq!(
+            trie.nodes.pages.len(),
+            1,
+            "an emptied trie gives its pages back"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Session state, sans I/O: the per-client half of the protocol that outlives a
-//! connection. It owns the subscriptions' options, the outbound queue (bounded in
+//! connection. It owns the subscription list, the outbound queue (bounded in
 //! messages and bytes, QoS 0 dropped first), the inflight window of unacknowledged
 //! QoS 1/2 deliveries, and the QoS 2 packet ids received but not yet released.
 //!
@@ -14,6 +14,7 @@
 mod alias;
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +26,6 @@ use self::alias::{AliasUse, TopicAliases};
 use crate::message::Message;
 use crate::protocol::{
     ByteStr, OutgoingPublish, Packet, Property, ProtocolVersion, PubRel, QoS, ReasonCode,
-    SubscriptionOptions,
 };
 
 /// A message on its way to one client, with that client's view of it.
@@ -43,12 +43,14 @@ pub struct Delivery {
     pub shared: Option<ByteStr>,
 }
 
-/// One subscription as the session sees it. `key` is the router's handle.
+/// One subscription as the session sees it: what it needs to find and remove the
+/// subscription. Its options and identifier live with the router's record (or the
+/// shared group's member), which is what deliveries read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    pub filter: ByteStr,
-    pub options: SubscriptionOptions,
-    pub id: Option<u32>,
+    /// Its own copy of the filter: a `ByteStr` would be twice the size inline and,
+    /// once cloned, would add a shared header on the heap.
+    pub filter: Box<str>,
     /// The router's handle (unused for shared subscriptions).
     pub key: u32,
     /// A `$share/{group}/{filter}` subscription.
@@ -113,66 +115,99 @@ struct Inflight {
     delivery: Delivery,
 }
 
+/// A client's session. A shard may hold millions, most of them idle, so what every
+/// session needs is kept inline and small, and what only a session that messages
+/// pass through needs is in `Flow`, allocated at the first message.
 #[derive(Debug)]
 pub struct Session {
-    pub client_id: ByteStr,
+    pub client_id: Box<str>,
     /// Hash of the client id; identifies this client's messages for no-local.
     pub client_key: u64,
-    pub version: ProtocolVersion,
-    /// Seconds the session outlives its connection: 0 ends it with the connection,
-    /// `u32::MAX` never ends it.
-    pub expiry_interval: u32,
-    subscriptions: Vec<Subscription>,
-    queue: VecDeque<Delivery>,
-    queued_bytes: usize,
-    inflight: VecDeque<Inflight>,
-    window: u16,
-    next_pkid: u16,
-    incoming_qos2: HashSet<u16>,
-    limits: SessionLimits,
-    /// Largest packet the client accepts (v5 Maximum Packet Size).
-    client_max_packet: u32,
-    /// Topic aliases the broker may set toward the current connection (0: none),
-    /// and whether a full table reassigns its least recently used alias.
-    alias_max: u16,
-    alias_lru: bool,
-    /// The current connection's aliases, allocated at the first one sent.
-    aliases: Option<Box<TopicAliases>>,
-    online: bool,
     /// Messages this client has completed (QoS 0 sent, QoS 1/2 acknowledged): how
     /// the broker tells a slow subscriber from a stuck one.
     pub progress: u64,
-    pub stats: SessionStats,
+    /// Nearly every client holds one or a few: one is kept inline.
+    subscriptions: SmallVec<[Subscription; 1]>,
+    /// The shard's limits, one copy for all its sessions.
+    limits: Rc<SessionLimits>,
+    /// Queue, inflight window, QoS 2 ids, topic aliases and counters; `None` until
+    /// the first message, and again once an offline session holds none (`trim`).
+    flow: Option<Box<Flow>>,
+    /// Seconds the session outlives its connection: 0 ends it with the connection,
+    /// `u32::MAX` never ends it.
+    pub expiry_interval: u32,
+    /// Largest packet the client accepts (v5 Maximum Packet Size).
+    client_max_packet: u32,
+    /// QoS 0 messages dropped because the client was offline, counted here rather
+    /// than in `Flow` so that an offline session is not given one just to count.
+    dropped_offline: u32,
+    window: u16,
+    next_pkid: u16,
+    /// Topic aliases the broker may set toward the current connection (0: none),
+    /// and whether a full table reassigns its least recently used alias.
+    alias_max: u16,
+    pub version: ProtocolVersion,
+    alias_lru: bool,
+    online: bool,
+}
+
+/// The part of a session that only messages passing through it need.
+#[derive(Debug, Default)]
+struct Flow {
+    queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    inflight: VecDeque<Inflight>,
+    incoming_qos2: HashSet<u16>,
+    /// The current connection's aliases, allocated at the first one sent.
+    aliases: Option<Box<TopicAliases>>,
+    stats: SessionStats,
+}
+
+impl Flow {
+    /// Whether dropping it loses nothing.
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+            && self.inflight.is_empty()
+            && self.incoming_qos2.is_empty()
+            && self.aliases.is_none()
+            && self.stats == SessionStats::default()
+    }
+
+    fn find_inflight(&self, pkid: u16) -> Option<usize> {
+        // Acknowledgements nearly always arrive in order: the front is checked first.
+        self.inflight.iter().position(|e| e.pkid == pkid)
+    }
 }
 
 impl Session {
     pub fn new(
-        client_id: ByteStr,
+        client_id: Box<str>,
         client_key: u64,
         version: ProtocolVersion,
-        limits: SessionLimits,
+        limits: Rc<SessionLimits>,
     ) -> Session {
         Session {
             client_id,
             client_key,
-            version,
-            expiry_interval: 0,
-            subscriptions: Vec::new(),
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            inflight: VecDeque::new(),
-            window: limits.max_inflight,
-            next_pkid: 1,
-            incoming_qos2: HashSet::new(),
-            limits,
-            client_max_packet: u32::MAX,
-            alias_max: 0,
-            alias_lru: false,
-            aliases: None,
-            online: false,
             progress: 0,
-            stats: SessionStats::default(),
+            subscriptions: SmallVec::new(),
+            window: limits.max_inflight,
+            limits,
+            flow: None,
+            expiry_interval: 0,
+            client_max_packet: u32::MAX,
+            dropped_offline: 0,
+            next_pkid: 1,
+            alias_max: 0,
+            version,
+            alias_lru: false,
+            online: false,
         }
+    }
+
+    /// The flow, allocated if the session has none yet.
+    fn flow(&mut self) -> &mut Flow {
+        self.flow.get_or_insert_with(Box::default)
     }
 
     /// Binds the session to a new connection: adopts the client's protocol version,
@@ -193,8 +228,10 @@ impl Session {
         self.client_max_packet = client_max_packet;
         self.reset_topic_aliases();
         self.online = true;
-        for i in 0..self.inflight.len() {
-            let entry = &self.inflight[i];
+        let Some(flow) = self.flow.as_deref() else {
+            return;
+        };
+        for entry in &flow.inflight {
             match entry.stage {
                 Stage::Published => {
                     encode_publish(self.version, &entry.delivery, entry.pkid, true, now, out)
@@ -220,31 +257,47 @@ impl Session {
 
     fn reset_topic_aliases(&mut self) {
         self.alias_max = 0;
-        self.aliases = None;
-    }
-
-    /// The alias `topic` would be sent with now, if any.
-    fn plan_alias(&mut self, topic: &str) -> Option<AliasUse> {
-        if self.alias_max == 0 {
-            return None;
+        if let Some(flow) = self.flow.as_deref_mut() {
+            flow.aliases = None;
         }
-        let (max, lru) = (self.alias_max, self.alias_lru);
-        self.aliases
-            .get_or_insert_with(|| Box::new(TopicAliases::new(max, lru)))
-            .plan(topic)
     }
 
     /// The connection is gone; the session (if it persists) queues for later.
     pub fn detach(&mut self) {
         self.online = false;
         self.reset_topic_aliases();
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
         // QoS 0 messages are not kept for a client that is not connected.
-        let before = self.queue.len();
-        self.queue.retain(|d| d.qos != QoS::AtMostOnce);
-        let dropped = before - self.queue.len();
+        let before = flow.queue.len();
+        flow.queue.retain(|d| d.qos != QoS::AtMostOnce);
+        let dropped = before - flow.queue.len();
         let dropped = u32::try_from(dropped).unwrap_or(u32::MAX);
-        self.stats.dropped_qos0 = self.stats.dropped_qos0.saturating_add(dropped);
-        self.queued_bytes = self.queue.iter().map(|d| d.msg.cost()).sum();
+        flow.stats.dropped_qos0 = flow.stats.dropped_qos0.saturating_add(dropped);
+        flow.queued_bytes = flow.queue.iter().map(|d| d.msg.cost()).sum();
+    }
+
+    /// Frees the flow of an offline session that holds no message, no packet id and
+    /// no uncollected count (call `take_stats` first), so that a stored session
+    /// costs only its identity and subscriptions. Online sessions keep theirs: one
+    /// that drains its queue after every message would otherwise allocate and free
+    /// it every time.
+    pub fn trim(&mut self) {
+        if !self.online && self.flow.as_deref().is_some_and(Flow::is_idle) {
+            self.flow = None;
+        }
+    }
+
+    /// Takes the counters gathered since the last call.
+    pub fn take_stats(&mut self) -> SessionStats {
+        let mut stats = match self.flow.as_deref_mut() {
+            Some(flow) => std::mem::take(&mut flow.stats),
+            None => SessionStats::default(),
+        };
+        let offline = std::mem::take(&mut self.dropped_offline);
+        stats.dropped_qos0 = stats.dropped_qos0.saturating_add(offline);
+        stats
     }
 
     pub fn is_online(&self) -> bool {
@@ -256,7 +309,7 @@ impl Session {
     }
 
     pub fn subscription(&self, filter: &str) -> Option<&Subscription> {
-        self.subscriptions.iter().find(|s| s.filter == *filter)
+        self.subscriptions.iter().find(|s| *s.filter == *filter)
     }
 
     /// Adds or replaces a subscription; returns the one it replaced.
@@ -283,12 +336,12 @@ impl Session {
         let pos = self
             .subscriptions
             .iter()
-            .position(|s| s.filter == *filter)?;
+            .position(|s| *s.filter == *filter)?;
         Some(self.subscriptions.swap_remove(pos))
     }
 
     /// Takes every subscription out (session end).
-    pub fn take_subscriptions(&mut self) -> Vec<Subscription> {
+    pub fn take_subscriptions(&mut self) -> SmallVec<[Subscription; 1]> {
         std::mem::take(&mut self.subscriptions)
     }
 
@@ -296,47 +349,53 @@ impl Session {
     /// for QoS 1/2; QoS 0 is dropped when the queue is full or the client offline.
     pub fn enqueue(&mut self, d: Delivery) -> Enqueued {
         if d.qos == QoS::AtMostOnce && !self.online {
-            self.stats.dropped_qos0 += 1;
+            self.dropped_offline += 1;
             return Enqueued::DroppedQoS0;
         }
         let cost = d.msg.cost();
-        while self.queue.len() >= self.limits.max_queued_messages
-            || self.queued_bytes + cost > self.limits.max_queued_bytes
-        {
+        let (max_messages, max_bytes) = (
+            self.limits.max_queued_messages,
+            self.limits.max_queued_bytes,
+        );
+        let flow = self.flow();
+        while flow.queue.len() >= max_messages || flow.queued_bytes + cost > max_bytes {
             if d.qos == QoS::AtMostOnce {
-                self.stats.dropped_qos0 += 1;
+                flow.stats.dropped_qos0 += 1;
                 return Enqueued::DroppedQoS0;
             }
-            match self.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
+            match flow.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
                 Some(pos) => {
-                    let evicted = self.queue.remove(pos).expect("position is in range");
-                    self.queued_bytes -= evicted.msg.cost();
-                    self.stats.dropped_qos0 += 1;
+                    let evicted = flow.queue.remove(pos).expect("position is in range");
+                    flow.queued_bytes -= evicted.msg.cost();
+                    flow.stats.dropped_qos0 += 1;
                 }
                 None => {
-                    self.stats.dropped_full += 1;
+                    flow.stats.dropped_full += 1;
                     return Enqueued::DroppedFull;
                 }
             }
         }
-        self.queued_bytes += cost;
-        self.queue.push_back(d);
+        flow.queued_bytes += cost;
+        flow.queue.push_back(d);
         Enqueued::Queued
     }
 
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.flow.as_ref().map_or(0, |f| f.queue.len())
     }
 
     pub fn inflight(&self) -> usize {
-        self.inflight.len()
+        self.flow.as_ref().map_or(0, |f| f.inflight.len())
     }
 
     /// Whether `fill` would write something now.
     pub fn can_send(&self) -> bool {
-        match self.queue.front() {
+        let Some(flow) = self.flow.as_deref() else {
+            return false;
+        };
+        match flow.queue.front() {
             None => false,
-            Some(d) => d.qos == QoS::AtMostOnce || self.inflight.len() < self.window as usize,
+            Some(d) => d.qos == QoS::AtMostOnce || flow.inflight.len() < self.window as usize,
         }
     }
 
@@ -347,22 +406,33 @@ impl Session {
     /// alias that would make a packet too large is not assigned, so a topic sent in
     /// full with no alias may still fit). Returns how many PUBLISH packets were written.
     pub fn fill(&mut self, out: &mut BytesMut, now: Instant, budget: usize) -> usize {
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return 0;
+        };
         let mut sent = 0;
         while out.len() < budget {
-            let Some(front) = self.queue.front() else {
+            let Some(front) = flow.queue.front() else {
                 break;
             };
-            if front.qos != QoS::AtMostOnce && self.inflight.len() >= self.window as usize {
+            if front.qos != QoS::AtMostOnce && flow.inflight.len() >= self.window as usize {
                 break;
             }
-            let d = self.queue.pop_front().expect("front exists");
-            self.queued_bytes -= d.msg.cost();
+            let d = flow.queue.pop_front().expect("front exists");
+            flow.queued_bytes -= d.msg.cost();
             if d.msg.is_expired(now) {
-                self.stats.dropped_expired += 1;
+                flow.stats.dropped_expired += 1;
                 continue;
             }
             let mut extra = extra_properties(self.version, &d, now);
-            let mut alias = self.plan_alias(&d.msg.topic);
+            let mut alias = match self.alias_max {
+                0 => None,
+                max => {
+                    let lru = self.alias_lru;
+                    flow.aliases
+                        .get_or_insert_with(|| Box::new(TopicAliases::new(max, lru)))
+                        .plan(&d.msg.topic)
+                }
+            };
             if let Some(a) = alias {
                 extra.push(Property::TopicAlias(a.alias()));
             }
@@ -378,31 +448,31 @@ impl Session {
                         alias = None;
                     }
                     if alias.is_some() || len(&extra, None) > max {
-                        self.stats.dropped_too_large += 1;
+                        flow.stats.dropped_too_large += 1;
                         continue;
                     }
                 }
             }
-            if let (Some(a), Some(table)) = (alias, self.aliases.as_deref_mut()) {
+            if let (Some(a), Some(table)) = (alias, flow.aliases.as_deref_mut()) {
                 table.commit(&d.msg.topic, a);
             }
             let mut packet = outgoing(&d, &extra, alias_topic(&d, alias), 0, false);
             if d.qos != QoS::AtMostOnce {
-                packet.pkid = self.alloc_pkid();
+                packet.pkid = alloc_pkid(&mut self.next_pkid, &flow.inflight);
             }
             let pkid = packet.pkid;
             // A routed message was decoded from a valid packet, so it re-encodes.
             packet
                 .encode(self.version, out)
                 .expect("a routed message always encodes");
-            self.stats.sent[d.qos as usize] += 1;
+            flow.stats.sent[d.qos as usize] += 1;
             // A payload is below 256 MiB and `fill` writes at most `budget` bytes.
-            let bytes = &mut self.stats.sent_bytes[d.qos as usize];
+            let bytes = &mut flow.stats.sent_bytes[d.qos as usize];
             *bytes = bytes.saturating_add(d.msg.payload.len() as u32);
             if d.qos == QoS::AtMostOnce {
                 self.progress += 1;
             } else {
-                self.inflight.push_back(Inflight {
+                flow.inflight.push_back(Inflight {
                     pkid,
                     stage: Stage::Published,
                     delivery: d,
@@ -413,26 +483,14 @@ impl Session {
         sent
     }
 
-    fn alloc_pkid(&mut self) -> u16 {
-        loop {
-            let id = self.next_pkid;
-            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
-            if !self.inflight.iter().any(|e| e.pkid == id) {
-                return id;
-            }
-        }
-    }
-
-    fn find_inflight(&self, pkid: u16) -> Option<usize> {
-        // Acknowledgements nearly always arrive in order: the front is checked first.
-        self.inflight.iter().position(|e| e.pkid == pkid)
-    }
-
     /// PUBACK from the client. Unknown identifiers are ignored (a late duplicate).
     pub fn on_puback(&mut self, pkid: u16) {
-        if let Some(i) = self.find_inflight(pkid) {
-            if self.inflight[i].delivery.qos == QoS::AtLeastOnce {
-                self.inflight.remove(i);
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
+        if let Some(i) = flow.find_inflight(pkid) {
+            if flow.inflight[i].delivery.qos == QoS::AtLeastOnce {
+                flow.inflight.remove(i);
                 self.progress += 1;
             }
         }
@@ -440,13 +498,14 @@ impl Session {
 
     /// PUBREC from the client: answer PUBREL (or end the exchange on an error code).
     pub fn on_pubrec(&mut self, pkid: u16, reason: ReasonCode, out: &mut BytesMut) {
-        match self.find_inflight(pkid) {
-            Some(i) if self.inflight[i].delivery.qos == QoS::ExactlyOnce => {
+        let flow = self.flow.as_deref_mut();
+        match flow.and_then(|f| Some((f.find_inflight(pkid)?, f))) {
+            Some((i, flow)) if flow.inflight[i].delivery.qos == QoS::ExactlyOnce => {
                 if reason.is_error() {
-                    self.inflight.remove(i);
+                    flow.inflight.remove(i);
                     return;
                 }
-                self.inflight[i].stage = Stage::Released;
+                flow.inflight[i].stage = Stage::Released;
                 let rel = Packet::PubRel(PubRel::new(pkid));
                 rel.encode(self.version, out)
                     .expect("PUBREL always encodes");
@@ -463,9 +522,12 @@ impl Session {
 
     /// PUBCOMP from the client: the QoS 2 delivery is complete.
     pub fn on_pubcomp(&mut self, pkid: u16) {
-        if let Some(i) = self.find_inflight(pkid) {
-            if self.inflight[i].stage == Stage::Released {
-                self.inflight.remove(i);
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return;
+        };
+        if let Some(i) = flow.find_inflight(pkid) {
+            if flow.inflight[i].stage == Stage::Released {
+                flow.inflight.remove(i);
                 self.progress += 1;
             }
         }
@@ -474,19 +536,22 @@ impl Session {
     /// A QoS 2 PUBLISH from the client. Returns whether it is new and must be routed;
     /// a resend before PUBREL is acknowledged again but not delivered twice.
     pub fn on_incoming_qos2(&mut self, pkid: u16) -> Result<bool, SessionError> {
-        if self.incoming_qos2.contains(&pkid) {
+        let held = self.flow.as_deref().map(|f| &f.incoming_qos2);
+        if held.is_some_and(|ids| ids.contains(&pkid)) {
             return Ok(false);
         }
-        if self.incoming_qos2.len() >= self.limits.receive_maximum as usize {
+        if held.map_or(0, HashSet::len) >= self.limits.receive_maximum as usize {
             return Err(SessionError::ReceiveMaximumExceeded);
         }
-        self.incoming_qos2.insert(pkid);
+        self.flow().incoming_qos2.insert(pkid);
         Ok(true)
     }
 
     /// PUBREL from the client: releases the packet id. Returns whether it was known.
     pub fn on_pubrel(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2.remove(&pkid)
+        self.flow
+            .as_deref_mut()
+            .is_some_and(|f| f.incoming_qos2.remove(&pkid))
     }
 
     /// Takes out the deliveries made for shared subscriptions that this client has
@@ -494,40 +559,56 @@ impl Session {
     /// A QoS 2 message whose PUBREC arrived stays: the client has it.
     pub fn take_shared(&mut self) -> Vec<Delivery> {
         let mut out = Vec::new();
+        let Some(flow) = self.flow.as_deref_mut() else {
+            return out;
+        };
         let mut i = 0;
-        while i < self.inflight.len() {
-            let e = &self.inflight[i];
+        while i < flow.inflight.len() {
+            let e = &flow.inflight[i];
             if e.stage == Stage::Published && e.delivery.shared.is_some() {
-                let e = self.inflight.remove(i).expect("index in range");
+                let e = flow.inflight.remove(i).expect("index in range");
                 out.push(e.delivery);
             } else {
                 i += 1;
             }
         }
-        let mut kept = VecDeque::with_capacity(self.queue.len());
-        for d in self.queue.drain(..) {
+        let mut kept = VecDeque::with_capacity(flow.queue.len());
+        for d in flow.queue.drain(..) {
             if d.shared.is_some() {
-                self.queued_bytes -= d.msg.cost();
+                flow.queued_bytes -= d.msg.cost();
                 out.push(d);
             } else {
                 kept.push_back(d);
             }
         }
-        self.queue = kept;
+        flow.queue = kept;
         out
     }
 
     /// Messages queued and in flight: the load least-loaded dispatch compares.
     pub fn load(&self) -> usize {
-        self.queue.len() + self.inflight.len()
+        self.queued() + self.inflight()
     }
 
     /// Drops everything queued and in flight (session replaced by a clean one).
     pub fn clear_messages(&mut self) {
-        self.queue.clear();
-        self.queued_bytes = 0;
-        self.inflight.clear();
-        self.incoming_qos2.clear();
+        if let Some(flow) = self.flow.as_deref_mut() {
+            flow.queue.clear();
+            flow.queued_bytes = 0;
+            flow.inflight.clear();
+            flow.incoming_qos2.clear();
+        }
+    }
+}
+
+/// The next packet id not in flight, after `next`.
+fn alloc_pkid(next: &mut u16, inflight: &VecDeque<Inflight>) -> u16 {
+    loop {
+        let id = *next;
+        *next = next.checked_add(1).unwrap_or(1);
+        if !inflight.iter().any(|e| e.pkid == id) {
+            return id;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Session state machine tests: packets and time in, bytes out; no executor, no socket.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,13 +10,13 @@ use smallvec::smallvec;
 use super::*;
 use crate::protocol::{Packet, Properties, ProtocolVersion};
 
-fn limits() -> SessionLimits {
-    SessionLimits {
+fn limits() -> Rc<SessionLimits> {
+    Rc::new(SessionLimits {
         max_inflight: 2,
         max_queued_messages: 4,
         max_queued_bytes: 1 << 20,
         receive_maximum: 2,
-    }
+    })
 }
 
 fn session(version: ProtocolVersion) -> Session {
@@ -143,8 +144,10 @@ fn full_queue_drops_qos0_first() {
         Enqueued::DroppedFull
     );
     assert_eq!(s.queued(), 4);
-    assert_eq!(s.stats.dropped_qos0, 3);
-    assert_eq!(s.stats.dropped_full, 1);
+    let stats = s.take_stats();
+    assert_eq!(stats.dropped_qos0, 3);
+    assert_eq!(stats.dropped_full, 1);
+    assert_eq!(s.take_stats(), SessionStats::default(), "taken once");
 }
 
 #[test]
@@ -188,7 +191,7 @@ fn expired_messages_are_not_sent_and_expiry_counts_down() {
         p.properties.subscription_identifiers().collect::<Vec<_>>(),
         [4, 9]
     );
-    assert_eq!(s.stats.dropped_expired, 1);
+    assert_eq!(s.take_stats().dropped_expired, 1);
 }
 
 #[test]
@@ -213,5 +216,51 @@ fn too_large_for_the_client_is_dropped() {
     s.enqueue(delivery("topic/that/is/long", QoS::AtMostOnce));
     assert_eq!(s.fill(&mut out, Instant::now(), usize::MAX), 0);
     assert!(out.is_empty());
-    assert_eq!(s.stats.dropped_too_large, 1);
+    assert_eq!(s.take_stats().dropped_too_large, 1);
+}
+
+#[test]
+fn an_idle_session_holds_no_flow_and_an_emptied_offline_one_frees_it() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut s = session(v);
+    assert!(
+        s.flow.is_none(),
+        "nothing allocated before the first message"
+    );
+    assert_eq!(s.enqueue(delivery("t", QoS::AtMostOnce)), Enqueued::Queued);
+    s.detach();
+    // QoS 0 is not kept offline: counted when dropped, and again when offered.
+    assert_eq!(
+        s.enqueue(delivery("t", QoS::AtMostOnce)),
+        Enqueued::DroppedQoS0
+    );
+    s.trim();
+    assert!(s.flow.is_some(), "kept until its counts are taken");
+    assert_eq!(s.take_stats().dropped_qos0, 2);
+    s.trim();
+    assert!(
+        s.flow.is_none(),
+        "an offline session holding nothing frees it"
+    );
+}
+
+#[test]
+fn trimming_keeps_what_an_offline_session_still_holds() {
+    let v = ProtocolVersion::V3_1_1;
+    let mut s = session(v);
+    s.enqueue(delivery("a", QoS::AtLeastOnce));
+    s.enqueue(delivery("b", QoS::AtLeastOnce));
+    let mut out = BytesMut::new();
+    assert_eq!(s.fill(&mut out, Instant::now(), usize::MAX), 2);
+    s.on_puback(1);
+    out.clear();
+    s.enqueue(delivery("c", QoS::AtLeastOnce));
+    s.detach();
+    s.take_stats();
+    s.trim();
+    assert_eq!((s.queued(), s.inflight()), (1, 1));
+    s.attach(v, u16::MAX, u32::MAX, Instant::now(), &mut out);
+    assert_eq!(publish_ids(&packets(v, &mut out)), [(2, true)]);
+    assert_eq!(s.fill(&mut out, Instant::now(), usize::MAX), 1);
+    assert_eq!(publish_ids(&packets(v, &mut out)), [(3, false)]);
 }

@@ -3,12 +3,13 @@
 //! `!Send` and touched only by the shard's own tasks, never across an await.
 
 use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use smallvec::SmallVec;
 
 use crate::config::Config;
@@ -153,8 +154,6 @@ struct SessionEntry {
     /// every bind, so neither a takeover nor a reused slot lets a replaced
     /// connection touch the session.
     generation: u32,
-    /// Publishers paused because this session's queue passed its high-water mark.
-    waiting_publishers: Vec<Rc<ConnHandle>>,
     /// Online with a QoS 1/2 backlog past the high-water mark: messages for it from
     /// other shards wait (see `has_room`) until it is under the low-water mark.
     backlogged: bool,
@@ -228,9 +227,13 @@ pub(crate) struct Opened {
 pub(crate) struct State {
     id: usize,
     shards: usize,
-    limits: SessionLimits,
+    limits: Rc<SessionLimits>,
     sessions: Slab<SessionEntry>,
-    clients: HashMap<ByteStr, u32>,
+    /// Session slots by client id. The id is the one the session holds, hashed
+    /// with `client_hasher`: four bytes an entry, where a map keyed by its own copy
+    /// of the id would take forty.
+    clients: HashTable<u32>,
+    client_hasher: DefaultHashBuilder,
     subs: Slab<SubRecord>,
     trie: Trie<u32>,
     shared: SharedGroups,
@@ -248,6 +251,10 @@ pub(crate) struct State {
     low_water: usize,
     /// Sessions marked `backlogged`.
     backlogged: usize,
+    /// Publishers paused because a session's queue passed its high-water mark, by
+    /// the session's slot: kept here rather than in every session, as only
+    /// backlogged ones have any.
+    waiting_publishers: HashMap<u32, Vec<Rc<ConnHandle>>>,
     /// Mesh receivers waiting for a backlogged session to drain.
     room_waiters: Vec<Waker>,
     /// PUBLISH packets written to clients on this shard, to tell a slow shard from
@@ -268,14 +275,15 @@ impl State {
         State {
             id,
             shards: config.cores.len(),
-            limits: SessionLimits {
+            limits: Rc::new(SessionLimits {
                 max_inflight: l.max_inflight,
                 max_queued_messages: l.max_queued_messages,
                 max_queued_bytes: l.max_queued_bytes,
                 receive_maximum: l.receive_maximum,
-            },
+            }),
             sessions: Slab::default(),
-            clients: HashMap::new(),
+            clients: HashTable::new(),
+            client_hasher: DefaultHashBuilder::default(),
             subs: Slab::default(),
             trie: Trie::new(),
             shared: SharedGroups::new(id, config.cores.len(), config.shared_strategy),
@@ -286,6 +294,7 @@ impl State {
             high_water: (l.max_queued_messages * 3 / 4).max(1),
             low_water: l.max_queued_messages / 4,
             backlogged: 0,
+            waiting_publishers: HashMap::new(),
             room_waiters: Vec::new(),
             sent_total: 0,
             wheel: TimerWheel::new(4096, 0),
@@ -375,7 +384,14 @@ impl State {
             clean_start,
             expiry_interval,
         } = req;
-        if let Some(&slot) = self.clients.get(client_id) {
+        let hash = self.client_hasher.hash_one(client_id.as_str());
+        let sessions = &self.sessions;
+        let found = self.clients.find(hash, |&slot| {
+            sessions
+                .get(slot)
+                .is_some_and(|e| *e.session.client_id == **client_id)
+        });
+        if let Some(&slot) = found {
             let entry = self
                 .sessions
                 .get_mut(slot)
@@ -400,8 +416,9 @@ impl State {
         }
         // Its own copy: a slice of the CONNECT frame would keep the whole frame
         // (will payload and password included) for as long as the session lives.
-        let client_id = ByteStr::from(client_id.as_str());
-        let mut session = Session::new(client_id.clone(), client_key, version, self.limits);
+        let client_id = Box::from(client_id.as_str());
+        let limits = self.limits.clone();
+        let mut session = Session::new(client_id, client_key, version, limits);
         session.expiry_interval = expiry_interval;
         self.generations = self.generations.wrapping_add(1);
         let generation = self.generations;
@@ -410,10 +427,15 @@ impl State {
             conn: Some(handle),
             pending_will: None,
             generation,
-            waiting_publishers: Vec::new(),
             backlogged: false,
         });
-        self.clients.insert(client_id.clone(), slot);
+        let (sessions, hasher) = (&self.sessions, &self.client_hasher);
+        self.clients.insert_unique(hash, slot, |&slot| {
+            let entry = sessions
+                .get(slot)
+                .expect("client index points at a session");
+            hasher.hash_one(&*entry.session.client_id)
+        });
         Opened {
             slot,
             generation,
@@ -449,6 +471,7 @@ impl State {
                 entry.session.detach();
                 harvest(self.metrics.shard(self.id), &mut entry.session);
                 let redo = entry.session.take_shared();
+                entry.session.trim();
                 for d in redo {
                     self.redispatch(shard, d, slot);
                 }
@@ -492,7 +515,10 @@ impl State {
         for sub in entry.session.take_subscriptions() {
             self.drop_subscription(&shard.mesh, slot, &sub);
         }
-        self.clients.remove(&entry.session.client_id);
+        let hash = self.client_hasher.hash_one(&*entry.session.client_id);
+        if let Ok(indexed) = self.clients.find_entry(hash, |&s| s == slot) {
+            indexed.remove();
+        }
         for d in entry.session.take_shared() {
             self.redispatch(shard, d, slot);
         }
@@ -510,11 +536,12 @@ impl State {
         }
         self.subs.remove(sub.key);
         if self.trie.remove(&sub.filter, sub.key) && self.shards > 1 {
+            let filter = ByteStr::from(&*sub.filter);
             for peer in (0..self.shards).filter(|&p| p != self.id) {
                 mesh.send(
                     peer,
                     ShardMsg::RouteRemove {
-                        filter: sub.filter.clone(),
+                        filter: filter.clone(),
                         from: self.id as u16,
                     },
                 );
@@ -534,21 +561,14 @@ impl State {
         id: Option<u32>,
         handle: &Rc<ConnHandle>,
     ) -> bool {
-        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
-        let filter = ByteStr::from(filter.as_str());
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
         if let Some(existing) = entry.session.subscription(&filter) {
-            let key = existing.key;
-            let rec = self.subs.get_mut(key).expect("subscription record exists");
+            let rec = self
+                .subs
+                .get_mut(existing.key)
+                .expect("subscription record exists");
             rec.options = options;
             rec.id = id;
-            entry.session.add_subscription(Subscription {
-                filter,
-                options,
-                id,
-                key,
-                shared: false,
-            });
             return false;
         }
         let key = self.subs.insert(SubRecord {
@@ -556,14 +576,15 @@ impl State {
             options,
             id,
         });
+        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
         entry.session.add_subscription(Subscription {
-            filter: filter.clone(),
-            options,
-            id,
+            filter: Box::from(filter.as_str()),
             key,
             shared: false,
         });
         if self.trie.insert(&filter, key) && self.shards > 1 {
+            // Its own copy, shared by the messages to every peer.
+            let filter = ByteStr::from(filter.as_str());
             self.next_token += 1;
             let token = self.next_token;
             self.route_tokens
@@ -721,16 +742,14 @@ impl State {
         else {
             return false;
         };
-        // Its own copy, not a slice that would keep the SUBSCRIBE frame alive.
-        let key = ByteStr::from(key.as_str());
         let entry = self.sessions.get_mut(slot).expect("a bound session exists");
+        // Its own copies, not slices that would keep the SUBSCRIBE frame alive.
         let replaced = entry.session.add_subscription(Subscription {
-            filter: key.clone(),
-            options,
-            id,
+            filter: Box::from(key.as_str()),
             key: u32::MAX,
             shared: true,
         });
+        let key = ByteStr::from(key.as_str());
         let count = self
             .shared
             .join(&key, &filter, Member { slot, options, id });
@@ -746,7 +765,7 @@ impl State {
         replaced.is_none()
     }
 
-    fn announce_members(&mut self, mesh: &Mesh, key: &ByteStr, count: u32, token: Option<u64>) {
+    fn announce_members(&mut self, mesh: &Mesh, key: &str, count: u32, token: Option<u64>) {
         if self.shards == 1 {
             return;
         }
@@ -754,6 +773,7 @@ impl State {
             Some(s) => ByteStr::from(s.filter),
             None => return,
         };
+        let key = ByteStr::from(key);
         for peer in (0..self.shards).filter(|&p| p != self.id) {
             mesh.send(
                 peer,
@@ -871,13 +891,10 @@ impl State {
                     .as_ref()
                     .is_some_and(|c| Rc::ptr_eq(c, publisher));
                 if !same {
+                    let waiting = self.waiting_publishers.entry(slot).or_default();
                     // A publisher released by the stuck timer may still be listed.
-                    if !entry
-                        .waiting_publishers
-                        .iter()
-                        .any(|p| Rc::ptr_eq(p, publisher))
-                    {
-                        entry.waiting_publishers.push(publisher.clone());
+                    if !waiting.iter().any(|p| Rc::ptr_eq(p, publisher)) {
+                        waiting.push(publisher.clone());
                     }
                     publisher.paused.set(true);
                     publisher
@@ -909,8 +926,12 @@ impl State {
 
     /// Forgets a session's backlog (drained, gone offline or ended).
     fn clear_backlog(&mut self, slot: u32) {
+        if !self.waiting_publishers.is_empty() {
+            if let Some(publishers) = self.waiting_publishers.remove(&slot) {
+                release(publishers);
+            }
+        }
         if let Some(entry) = self.sessions.get_mut(slot) {
-            release(&mut entry.waiting_publishers);
             if entry.backlogged {
                 entry.backlogged = false;
                 self.backlogged -= 1;
@@ -996,10 +1017,10 @@ impl State {
 
 /// Moves a session's drop and send counts into the shard's metrics.
 pub(crate) fn harvest(m: &ShardMetrics, session: &mut Session) {
-    if session.stats == SessionStats::default() {
+    let s = session.take_stats();
+    if s == SessionStats::default() {
         return;
     }
-    let s = std::mem::take(&mut session.stats);
     m.dropped(DropCause::QueueFullQoS0, s.dropped_qos0.into());
     m.dropped(DropCause::QueueFull, s.dropped_full.into());
     m.dropped(DropCause::Expired, s.dropped_expired.into());
@@ -1012,8 +1033,8 @@ pub(crate) fn harvest(m: &ShardMetrics, session: &mut Session) {
     }
 }
 
-fn release(publishers: &mut Vec<Rc<ConnHandle>>) {
-    for p in publishers.drain(..) {
+fn release(publishers: Vec<Rc<ConnHandle>>) {
+    for p in publishers {
         p.paused.set(false);
         p.wake();
     }
