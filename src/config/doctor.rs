@@ -377,31 +377,37 @@ fn nofile(facts: &Facts, plan: &Plan) -> Finding {
     ))
 }
 
-fn nr_open(facts: &Facts, plan: &Plan) -> Finding {
-    const CHECK: &str = "fs.nr_open";
-    let Some(nr_open) = facts.nr_open else {
-        return Finding::new(CHECK, Status::Note, "could not read it".into());
+/// A sysctl that must be at least `need`: OK with `enough`, else CHANGE with
+/// `short` and the line for tuning/sysctl.d/.
+fn sysctl_at_least(
+    check: &'static str,
+    value: Option<u64>,
+    need: u64,
+    enough: impl FnOnce(u64) -> String,
+    short: impl FnOnce(u64) -> String,
+) -> Finding {
+    let Some(value) = value else {
+        return Finding::new(check, Status::Note, "could not read it".into());
     };
-    let need = plan.descriptors();
-    if nr_open >= need {
-        Finding::new(
-            CHECK,
-            Status::Ok,
-            format!("{nr_open}: the most RLIMIT_NOFILE can be set to, enough for {need}"),
-        )
+    if value >= need {
+        Finding::new(check, Status::Ok, enough(value))
     } else {
-        Finding::new(
-            CHECK,
-            Status::Change,
-            format!(
-                "{nr_open} caps RLIMIT_NOFILE below the {need} descriptors the configuration needs"
-            ),
-        )
-        .advise(format!(
-            "fs.nr_open = {} in /etc/sysctl.d/90-ringmq.conf (tuning/sysctl.d/)",
+        Finding::new(check, Status::Change, short(value)).advise(format!(
+            "{check} = {} in /etc/sysctl.d/90-ringmq.conf (tuning/sysctl.d/)",
             need.next_power_of_two()
         ))
     }
+}
+
+fn nr_open(facts: &Facts, plan: &Plan) -> Finding {
+    let need = plan.descriptors();
+    sysctl_at_least(
+        "fs.nr_open",
+        facts.nr_open,
+        need,
+        |v| format!("{v}: the most RLIMIT_NOFILE can be set to, enough for {need}"),
+        |v| format!("{v} caps RLIMIT_NOFILE below the {need} descriptors the configuration needs"),
+    )
 }
 
 fn epoll_watches(facts: &Facts, plan: &Plan) -> Finding {
@@ -409,29 +415,16 @@ fn epoll_watches(facts: &Facts, plan: &Plan) -> Finding {
     if !plan.parks {
         return Finding::new(CHECK, Status::Ok, "not used: parking is off".into());
     }
-    let Some(watches) = facts.epoll_watches else {
-        return Finding::new(CHECK, Status::Note, "could not read it".into());
-    };
     let need = plan.connections();
-    if watches >= need {
-        Finding::new(
-            CHECK,
-            Status::Ok,
-            format!("{watches}: room for {need} parked connections"),
-        )
-    } else {
-        Finding::new(
-            CHECK,
-            Status::Change,
-            format!(
-                "{watches}: fewer than the {need} connections that may be parked; a connection that cannot be parked stays served and holds about 1KiB more"
-            ),
-        )
-        .advise(format!(
-            "fs.epoll.max_user_watches = {} in /etc/sysctl.d/90-ringmq.conf (tuning/sysctl.d/)",
-            need.next_power_of_two()
-        ))
-    }
+    sysctl_at_least(
+        CHECK,
+        facts.epoll_watches,
+        need,
+        |v| format!("{v}: room for {need} parked connections"),
+        |v| {
+            format!("{v}: fewer than the {need} connections that may be parked; a connection that cannot be parked stays served and holds about 1KiB more")
+        },
+    )
 }
 
 fn file_max(facts: &Facts, plan: &Plan) -> Finding {

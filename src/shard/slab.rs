@@ -44,6 +44,11 @@ impl<T> Slab<T> {
         key
     }
 
+    /// The key the next `insert` returns.
+    pub fn next_key(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.used)
+    }
+
     pub fn remove(&mut self, key: u32) -> Option<T> {
         let value = self.slot_mut(key)?.take()?;
         self.free.push(key);

@@ -553,8 +553,10 @@ impl Conn {
     /// Parks the connection (see [`super::park`]). Gives it back if it cannot be
     /// parked now.
     fn park(self) -> Option<Conn> {
-        let fd = match crate::shard::dup_fd(&self.stream) {
-            Ok(fd) => fd,
+        let registered = crate::shard::dup_fd(&self.stream)
+            .and_then(|fd| Ok((self.shard.parking.register(&fd)?, fd)));
+        let (seq, fd) = match registered {
+            Ok(parking) => parking,
             Err(e) => {
                 tracing::debug!("cannot park: {e}");
                 return Some(self);
@@ -569,23 +571,15 @@ impl Conn {
             generation,
             client_key,
             will,
-            rbuf,
-            wbuf,
-            held,
-            max_packet_size,
             aliases,
-            topic_alias_maximum,
             auth,
             problem_information,
-            close_detail,
-            read_since_yield,
-            arm_idle,
-            park_now,
             counted,
+            ..
         } = self;
-        let parked = Parked {
+        shard.parking.file(Parked {
             fd,
-            seq: 0,
+            seq,
             handle,
             version,
             problem_information,
@@ -595,38 +589,11 @@ impl Conn {
             will,
             aliases: (!aliases.is_empty()).then(|| Box::new(aliases)),
             auth,
-        };
-        match shard.parking.park(parked) {
-            Ok(()) => {
-                tracing::debug!("parked");
-                counted.park();
-                drop(stream);
-                None
-            }
-            Err(p) => Some(Conn {
-                shard,
-                stream,
-                handle: p.handle,
-                version,
-                slot,
-                generation,
-                client_key,
-                will: p.will,
-                rbuf,
-                wbuf,
-                held,
-                max_packet_size,
-                aliases: p.aliases.map(|a| *a).unwrap_or_default(),
-                topic_alias_maximum,
-                auth: p.auth,
-                problem_information,
-                close_detail,
-                read_since_yield,
-                arm_idle,
-                park_now,
-                counted,
-            }),
-        }
+        });
+        tracing::debug!("parked");
+        counted.park();
+        drop(stream);
+        None
     }
 
     /// The span everything logged about this connection runs in.
