@@ -19,13 +19,13 @@ pub fn set_transparent_huge_pages(allowed: bool) {
     };
 }
 
-/// Returns the calling thread's free mimalloc pages to the OS. A shard calls it
-/// after many of its connections parked: mimalloc would otherwise keep what their
-/// tasks freed until it next allocates enough to purge, which an idle shard never
-/// does. It walks the thread's heap, so it is called seldom. Where mimalloc is not
-/// the global allocator (tests), its heap is empty and this does nothing.
+/// Lets mimalloc return the calling thread's free pages to the OS. A shard calls it
+/// after many of its connections parked: mimalloc purges freed memory only after
+/// a delay and only when it next runs, which an idle shard does not. A normal (not
+/// forced) collection suffices and skips full pages. Where mimalloc is not the
+/// global allocator (tests), its heap is empty and this does nothing.
 pub fn release_free_memory() {
     // SAFETY: collects the calling thread's mimalloc heap; it touches no memory
     // the program uses.
-    unsafe { libmimalloc_sys::mi_collect(true) };
+    unsafe { libmimalloc_sys::mi_collect(false) };
 }

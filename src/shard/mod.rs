@@ -416,7 +416,7 @@ async fn run_shard(
             collect_until = tick + 30;
         }
         parked_before = parked;
-        if tick < collect_until && tick % 5 == 0 {
+        if tick < collect_until && tick % 10 == 0 {
             // Connections parked in numbers: what their tasks held goes back to the
             // OS now, not whenever the allocator next runs short.
             let started = Instant::now();
