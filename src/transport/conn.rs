@@ -101,12 +101,18 @@ struct Conn {
 }
 
 /// What a parked connection keeps (see [`super::park`]): its socket and the state
-/// that outlives a task. Buffers, the glommio stream and the limits every
-/// connection shares are rebuilt when it resumes.
+/// that outlives a task.
 pub(crate) struct Parked {
     pub fd: OwnedFd,
     /// Which parking of this lot slot a watcher token is for.
     pub seq: u32,
+    pub kept: Kept,
+}
+
+/// A connection's state that outlives its task. Buffers, the glommio stream and
+/// the limits every connection shares are made anew for each task
+/// ([`Conn::new`]).
+pub(crate) struct Kept {
     pub handle: Rc<ConnHandle>,
     version: ProtocolVersion,
     problem_information: bool,
@@ -217,34 +223,14 @@ pub(crate) fn unpark(shard: &Rc<Shard>, key: u32, seq: Option<u32>) {
     };
     // SAFETY: the parked record owned this connected socket's descriptor.
     let stream = unsafe { TcpStream::from_raw_fd(p.fd.into_raw_fd()) };
-    let limits = &shard.config().limits;
-    let conn = Conn {
-        shard: shard.clone(),
+    let mut conn = Conn::new(
+        shard.clone(),
         stream,
-        handle: p.handle,
-        version: p.version,
-        slot: p.slot,
-        generation: p.generation,
-        client_key: p.client_key,
-        will: p.will,
-        rbuf: BytesMut::new(),
-        wbuf: BytesMut::new(),
-        held: None,
-        max_packet_size: limits.max_packet_size,
-        aliases: p.aliases.map(|a| *a).unwrap_or_default(),
-        topic_alias_maximum: if p.version.is_v5() {
-            limits.topic_alias_maximum
-        } else {
-            0
-        },
-        auth: p.auth,
-        problem_information: p.problem_information,
-        close_detail: None,
-        read_since_yield: false,
-        arm_idle: true,
-        park_now: false,
-        counted: Counted::resumed(shard.clone()),
-    };
+        p.kept,
+        BytesMut::new(),
+        Counted::resumed(shard.clone()),
+    );
+    conn.arm_idle = true;
     let serving = Serving {
         conn: Some(conn),
         span: None,
@@ -391,21 +377,15 @@ async fn establish(
     };
     tracing::debug!(?version, keep_alive, "connected");
 
-    let conn = Conn {
-        shard,
-        stream,
+    let kept = Kept {
         handle,
         version,
+        problem_information: connect.properties.request_problem_information() != Some(0),
         slot: opened.slot,
         generation: opened.generation,
         client_key: key,
         will: connect.will.take().map(Box::new),
-        rbuf,
-        wbuf,
-        held: None,
-        max_packet_size: limits.max_packet_size,
-        aliases: HashMap::new(),
-        topic_alias_maximum: if v5 { limits.topic_alias_maximum } else { 0 },
+        aliases: None,
         auth: auth.map(|a| {
             Box::new(ConnAuth {
                 method: a.method,
@@ -414,17 +394,55 @@ async fn establish(
                 reauth: None,
             })
         }),
-        problem_information: connect.properties.request_problem_information() != Some(0),
-        close_detail: None,
-        read_since_yield: false,
-        arm_idle: false,
-        park_now: false,
-        counted,
     };
+    let mut conn = Conn::new(shard, stream, kept, rbuf, counted);
+    conn.wbuf = wbuf;
     Some(conn)
 }
 
 impl Conn {
+    /// A connection served by a task, from the state it keeps.
+    fn new(
+        shard: Rc<Shard>,
+        stream: TcpStream,
+        kept: Kept,
+        rbuf: BytesMut,
+        counted: Counted,
+    ) -> Conn {
+        let limits = &shard.config().limits;
+        let (max_packet_size, topic_alias_maximum) = (
+            limits.max_packet_size,
+            if kept.version.is_v5() {
+                limits.topic_alias_maximum
+            } else {
+                0
+            },
+        );
+        Conn {
+            shard,
+            stream,
+            handle: kept.handle,
+            version: kept.version,
+            slot: kept.slot,
+            generation: kept.generation,
+            client_key: kept.client_key,
+            will: kept.will,
+            rbuf,
+            wbuf: BytesMut::new(),
+            held: None,
+            max_packet_size,
+            aliases: kept.aliases.map(|a| *a).unwrap_or_default(),
+            topic_alias_maximum,
+            auth: kept.auth,
+            problem_information: kept.problem_information,
+            close_detail: None,
+            read_since_yield: false,
+            arm_idle: false,
+            park_now: false,
+            counted,
+        }
+    }
+
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Close> {
         self.handle.set_waker(cx.waker());
         {
@@ -577,9 +595,7 @@ impl Conn {
             counted,
             ..
         } = self;
-        shard.parking.file(Parked {
-            fd,
-            seq,
+        let kept = Kept {
             handle,
             version,
             problem_information,
@@ -589,7 +605,8 @@ impl Conn {
             will,
             aliases: (!aliases.is_empty()).then(|| Box::new(aliases)),
             auth,
-        });
+        };
+        shard.parking.file(Parked { fd, seq, kept });
         tracing::debug!("parked");
         counted.park();
         drop(stream);

@@ -121,7 +121,7 @@ impl Parking {
 
     /// Files the record of the connection whose socket `register` just took.
     pub fn file(&self, p: Parked) {
-        let handle = p.handle.clone();
+        let handle = p.kept.handle.clone();
         let key = self.lot.borrow_mut().insert(p);
         debug_assert_eq!(
             self.lot.borrow().get(key).map(|p| p.seq),
@@ -144,7 +144,7 @@ impl Parking {
             // would outlive it.
             let _ = epoll_ctl(epoll, libc::EPOLL_CTL_DEL, p.fd.as_raw_fd(), 0, 0);
         }
-        p.handle.unpark();
+        p.kept.handle.unpark();
         Some(p)
     }
 
