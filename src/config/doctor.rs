@@ -6,7 +6,7 @@
 use std::fmt::{self, Write as _};
 use std::fs;
 
-use super::units::format_size;
+use super::units::{approx_size, format_size};
 use super::{format_cpu_list, parse_cpu_list, Config};
 
 /// Oldest kernel glommio runs on.
@@ -222,25 +222,6 @@ impl fmt::Display for Report {
             )
         }
     }
-}
-
-/// A size rounded for reading: `3.8GiB`, `512MiB`, `700B`.
-fn approx_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 40, "TiB"),
-        (1 << 30, "GiB"),
-        (1 << 20, "MiB"),
-        (1 << 10, "KiB"),
-    ];
-    for (factor, unit) in UNITS {
-        if bytes >= factor {
-            if bytes % factor == 0 {
-                return format!("{}{unit}", bytes / factor);
-            }
-            return format!("{:.1}{unit}", bytes as f64 / factor as f64);
-        }
-    }
-    format!("{bytes}B")
 }
 
 fn limit_str(v: Option<u64>) -> String {

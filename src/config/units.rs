@@ -38,17 +38,33 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// Binary units, largest first.
+const BINARY_UNITS: [(u64, &str); 4] = [
+    (1 << 40, "TiB"),
+    (1 << 30, "GiB"),
+    (1 << 20, "MiB"),
+    (1 << 10, "KiB"),
+];
+
 /// Formats a size in the largest binary unit that represents it exactly.
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1 << 40, "TiB"),
-        (1 << 30, "GiB"),
-        (1 << 20, "MiB"),
-        (1 << 10, "KiB"),
-    ];
-    for (factor, unit) in UNITS {
+    for (factor, unit) in BINARY_UNITS {
         if bytes >= factor && bytes % factor == 0 {
             return format!("{}{unit}", bytes / factor);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// A size rounded for reading, in the largest binary unit it reaches: `3.8GiB`,
+/// `512MiB`, `700B`.
+pub fn approx_size(bytes: u64) -> String {
+    for (factor, unit) in BINARY_UNITS {
+        if bytes >= factor {
+            if bytes % factor == 0 {
+                return format!("{}{unit}", bytes / factor);
+            }
+            return format!("{:.1}{unit}", bytes as f64 / factor as f64);
         }
     }
     format!("{bytes}B")
