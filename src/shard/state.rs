@@ -994,10 +994,13 @@ impl State {
         }
     }
 
-    /// Arms the park timer of a connection: at tick `due` it parks if it has been
-    /// idle since `due` minus the park delay.
-    pub fn watch_idle(&mut self, handle: &Rc<ConnHandle>, due: u64) {
-        self.wheel.schedule(due, Timer::Park(Rc::downgrade(handle)));
+    /// Arms the park timer of a connection idle since tick `since`: `after` ticks
+    /// later it parks if it has stayed idle (`after` 0: parking is off).
+    pub fn watch_idle(&mut self, handle: &Rc<ConnHandle>, since: u64, after: u64) {
+        if after > 0 {
+            self.wheel
+                .schedule(since + after, Timer::Park(Rc::downgrade(handle)));
+        }
     }
 
     fn on_route_ack(&mut self, token: u64) {

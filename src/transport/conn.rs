@@ -200,9 +200,14 @@ impl Future for Serving {
                     match conn.park() {
                         None => return Poll::Ready(()),
                         Some(conn) => {
-                            let due =
-                                conn.shard.tick(Instant::now()) + conn.shard.parking.after_ticks;
-                            conn.shard.state.borrow_mut().watch_idle(&conn.handle, due);
+                            let (now, after) = (
+                                conn.shard.tick(Instant::now()),
+                                conn.shard.parking.after_ticks,
+                            );
+                            conn.shard
+                                .state
+                                .borrow_mut()
+                                .watch_idle(&conn.handle, now, after);
                             this.conn = Some(conn);
                             return Poll::Pending;
                         }
@@ -370,9 +375,7 @@ async fn establish(
             shard.config().alias_policy == AliasPolicy::Lru,
         );
         st.watch_keepalive(&handle, tick);
-        if shard.parking.after_ticks > 0 {
-            st.watch_idle(&handle, tick + shard.parking.after_ticks);
-        }
+        st.watch_idle(&handle, tick, shard.parking.after_ticks);
         opened
     };
     tracing::debug!(?version, keep_alive, "connected");
@@ -451,7 +454,7 @@ impl Conn {
             if std::mem::take(&mut self.arm_idle) {
                 let tick = self.shard.tick(Instant::now());
                 self.handle.active.set(tick);
-                st.watch_idle(&self.handle, tick + self.shard.parking.after_ticks);
+                st.watch_idle(&self.handle, tick, self.shard.parking.after_ticks);
             }
         }
         // Bytes that arrived with CONNECT (or a hand-off) are handled first.
@@ -542,8 +545,12 @@ impl Conn {
                 if self.handle.park_due.take() {
                     self.park_now = self.may_park(now);
                     if !self.park_now {
-                        let due = self.handle.active.get() + self.shard.parking.after_ticks;
-                        self.shard.state.borrow_mut().watch_idle(&self.handle, due);
+                        let (since, after) =
+                            (self.handle.active.get(), self.shard.parking.after_ticks);
+                        self.shard
+                            .state
+                            .borrow_mut()
+                            .watch_idle(&self.handle, since, after);
                     }
                 }
                 return Poll::Pending;
